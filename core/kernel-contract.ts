@@ -1,0 +1,78 @@
+/**
+ * The kernel contract: names and the shape of a kernel. Implementations live in
+ * worker/kernels/ (one operation per file) and are collected in worker/kernels/registry.ts;
+ * planners (coordinator/) name kernels and build their params. Same contract whatever
+ * executes it: embedded threads or a worker node.
+ *
+ * A kernel is run per tensor as zero or more reduce passes followed by an optional map
+ * pass, each over the tensor's fixed blocks (core/plan.ts `blocksOf`):
+ *
+ *   for pass in 0..passes-1:   partial_b = reduce(pass, inputs_b)   (in threads, any order)
+ *                              acc = fold(acc, partial_b) in block order (deterministic)
+ *                              state = finish(pass, acc, state)
+ *   map:                        outputs_b = map(state, inputs_b)      (in threads, any order)
+ *   emit (optional):            small outputs computed from the final state (e.g. LoRA factors)
+ *   result (optional):          a JSON value for report operations (norms, cosines)
+ *
+ * Kernels are pure functions over Float32Array blocks: no I/O, no dtype decoding, no
+ * allocation in the inner loop. The executor decodes inputs to f32 and encodes outputs.
+ */
+
+export interface BlockInfo {
+  /** tensor name (for RNG keys and messages) */
+  readonly tensor: string;
+  readonly shape: readonly number[];
+  readonly blockIndex: number;
+  /** flat index of the first element of the block */
+  readonly start: number;
+  /** elements in the block (a whole number of rows) */
+  readonly length: number;
+  /** elements per row */
+  readonly rowLength: number;
+}
+
+export interface TensorInfo {
+  readonly tensor: string;
+  readonly shape: readonly number[];
+  readonly numel: number;
+  readonly blockCount: number;
+}
+
+/**
+ * A kernel implementation. P: params (plain data), S: state carried between passes
+ * (plain data: it is sent to threads and across the network).
+ */
+export interface KernelDef<P = unknown, S = unknown> {
+  readonly name: string;
+  /** one line: the math and its source */
+  readonly doc: string;
+  /** number of reduce passes before map (0 for elementwise kernels) */
+  passes(params: P, info: TensorInfo): number;
+  /** length of the Float64Array partial a reduce pass returns */
+  partialLength?(pass: number, params: P, state: S | undefined, info: TensorInfo): number;
+  /** computes one block's partial into `partial` (zero-filled, of partialLength) */
+  reduce?(pass: number, params: P, state: S | undefined, inputs: readonly Float32Array[], block: BlockInfo, partial: Float64Array): void;
+  /** folds one block's partial into the accumulator, called in block order; default: elementwise sum */
+  fold?(pass: number, acc: Float64Array, partial: Float64Array, blockIndex: number): void;
+  /** turns the folded accumulator into the state for the next pass */
+  finish?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): S;
+  /** map pass: fills `outputs[k][0..block.length)` for every output k */
+  map?(params: P, state: S | undefined, inputs: readonly Float32Array[], outputs: readonly Float32Array[], block: BlockInfo): void;
+  /** outputs computed from the final state rather than block by block (each the full output tensor) */
+  emit?(params: P, state: S | undefined, info: TensorInfo): Float32Array[];
+  /** a JSON-serialisable result for report operations */
+  result?(params: P, state: S | undefined, info: TensorInfo): unknown;
+}
+
+/**
+ * Kernel names. Adding a kernel: a file under worker/kernels/, an entry in its registry,
+ * and its name here.
+ */
+export const KERNEL_NAMES = [
+  'copy', 'linear',
+  // merges (issue: merges)
+  'task-arithmetic', 'slerp', 'nuslerp', 'multislerp', 'karcher', 'model-stock', 'sce', 'nearswap', 'ram',
+  // research operations
+  'monitor', 'project', 'analyze', 'lora-extract', 'lora-apply',
+] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];

@@ -1,0 +1,208 @@
+/**
+ * Runs one block of one tensor job: read the input byte ranges, decode to f32, run the
+ * kernel's reduce or map step, encode and write (or return) the output bytes. One runner
+ * per thread; it keeps its scratch buffers and open files between blocks, so the steady
+ * state allocates nothing.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileSource, openByteSource, isUrl, type ByteSource } from '../core/byte-source.js';
+import { DTYPE_SIZE, decodeBlock, encodeBlock, isFloatDType, isWritableFloatDType, type FloatDType } from '../core/dtypes.js';
+import { WeightspaceError, q } from '../core/errors.js';
+import type { BlockInfo } from '../core/kernel-contract.js';
+import { rowLengthOf, type Block, type TensorJob } from '../core/plan.js';
+import { kernelFor } from './kernels/registry.js';
+
+export interface BlockRequest {
+  readonly job: TensorJob;
+  /** reduce pass number, or 'map' */
+  readonly pass: number | 'map';
+  readonly block: Block;
+  readonly state: unknown;
+  /** file sink: directory of each output checkpoint; undefined: return the bytes */
+  readonly outputDirs: readonly string[] | undefined;
+}
+
+export interface OutputChunk {
+  readonly output: number;
+  readonly file: string;
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
+
+export interface BlockResult {
+  readonly partial?: Float64Array;
+  readonly chunks?: OutputChunk[];
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+}
+
+const MAX_OPEN = 64;
+
+export class BlockRunner {
+  private readonly sources = new Map<string, ByteSource>();
+  private readonly outFds = new Map<string, number>();
+  private raw: Uint8Array[] = [];
+  private f32In: Float32Array[] = [];
+  private f32Out: Float32Array[] = [];
+  private encoded = new Uint8Array(0);
+
+  async run(req: BlockRequest): Promise<BlockResult> {
+    const { job, block } = req;
+    if (req.pass === 'map' && job.kernel === 'copy' && job.outputs.every((o) => o.dtype === job.inputs[0]!.dtype)) {
+      return this.copyRaw(req);
+    }
+    const kernel = kernelFor(job.kernel);
+    const n = block.length;
+    let bytesRead = 0;
+    const inputs: Float32Array[] = [];
+    for (let i = 0; i < job.inputs.length; i++) {
+      const ref = job.inputs[i]!;
+      if (!isFloatDType(ref.dtype)) {
+        throw new WeightspaceError('internal', `tensor ${q(job.name)}: kernel ${q(job.kernel)} given a ${ref.dtype} input`);
+      }
+      const size = DTYPE_SIZE[ref.dtype];
+      const raw = this.rawBuffer(i, n * size);
+      await this.readInto(ref.file, ref.offset + block.start * size, raw);
+      bytesRead += raw.length;
+      const f = this.floatBuffer(this.f32In, i, n);
+      decodeBlock(ref.dtype as FloatDType, raw, f, n);
+      inputs.push(f);
+    }
+    const info: BlockInfo = {
+      tensor: job.name,
+      shape: job.shape,
+      blockIndex: block.index,
+      start: block.start,
+      length: n,
+      rowLength: rowLengthOf(job.shape),
+    };
+    const tensorInfo = { tensor: job.name, shape: job.shape, numel: job.shape.reduce((a, b) => a * b, 1), blockCount: -1 };
+
+    if (req.pass !== 'map') {
+      const len = kernel.partialLength?.(req.pass, job.params, req.state, tensorInfo) ?? 0;
+      const partial = new Float64Array(len);
+      kernel.reduce?.(req.pass, job.params, req.state, inputs, info, partial);
+      return { partial, bytesRead, bytesWritten: 0 };
+    }
+
+    const outputs: Float32Array[] = [];
+    for (let k = 0; k < job.outputs.length; k++) outputs.push(this.floatBuffer(this.f32Out, k, n));
+    kernel.map?.(job.params, req.state, inputs, outputs, info);
+    let bytesWritten = 0;
+    const chunks: OutputChunk[] = [];
+    for (let k = 0; k < job.outputs.length; k++) {
+      const o = job.outputs[k]!;
+      if (!isWritableFloatDType(o.dtype)) throw new WeightspaceError('internal', `tensor ${q(job.name)}: cannot encode ${o.dtype}`);
+      const size = DTYPE_SIZE[o.dtype];
+      const bytes = this.encodedBuffer(n * size);
+      encodeBlock(o.dtype, outputs[k]!, bytes, n);
+      bytesWritten += bytes.length;
+      const chunk = this.emit(req, k, o.offset + block.start * size, bytes);
+      if (chunk) chunks.push(chunk);
+    }
+    return { chunks, bytesRead, bytesWritten };
+  }
+
+  /** Writes outputs a kernel computed from its final state (whole, small tensors). */
+  writeWhole(req: Omit<BlockRequest, 'block' | 'pass' | 'state'>, outputs: readonly Float32Array[]): BlockResult {
+    const chunks: OutputChunk[] = [];
+    let bytesWritten = 0;
+    for (let k = 0; k < req.job.outputs.length; k++) {
+      const o = req.job.outputs[k]!;
+      const x = outputs[k];
+      if (!x || !isWritableFloatDType(o.dtype)) throw new WeightspaceError('internal', `tensor ${q(req.job.name)}: emit gave no output ${k}`);
+      const bytes = new Uint8Array(x.length * DTYPE_SIZE[o.dtype]);
+      encodeBlock(o.dtype, x, bytes, x.length);
+      bytesWritten += bytes.length;
+      const chunk = this.emit({ ...req, pass: 'map', block: { index: 0, start: 0, length: x.length }, state: undefined }, k, o.offset, bytes);
+      if (chunk) chunks.push(chunk);
+    }
+    return { chunks, bytesRead: 0, bytesWritten };
+  }
+
+  close(): void {
+    for (const s of this.sources.values()) s.close();
+    this.sources.clear();
+    for (const fd of this.outFds.values()) closeSync(fd);
+    this.outFds.clear();
+  }
+
+  /** Forgets open output files (after a job's outputs are complete). */
+  closeOutputs(): void {
+    for (const fd of this.outFds.values()) closeSync(fd);
+    this.outFds.clear();
+  }
+
+  private async copyRaw(req: BlockRequest): Promise<BlockResult> {
+    const { job, block } = req;
+    const ref = job.inputs[0]!;
+    const size = DTYPE_SIZE[ref.dtype];
+    const raw = this.rawBuffer(0, block.length * size);
+    await this.readInto(ref.file, ref.offset + block.start * size, raw);
+    const chunks: OutputChunk[] = [];
+    for (let k = 0; k < job.outputs.length; k++) {
+      const chunk = this.emit(req, k, job.outputs[k]!.offset + block.start * size, raw);
+      if (chunk) chunks.push(chunk);
+    }
+    return { chunks, bytesRead: raw.length, bytesWritten: raw.length * job.outputs.length };
+  }
+
+  private emit(req: BlockRequest, k: number, offset: number, bytes: Uint8Array): OutputChunk | undefined {
+    const o = req.job.outputs[k]!;
+    if (req.outputDirs) {
+      const dir = req.outputDirs[o.output];
+      if (dir === undefined) throw new WeightspaceError('internal', `no directory for output ${o.output}`);
+      const fd = this.outFd(join(dir, o.file));
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, offset + done);
+      return undefined;
+    }
+    return { output: o.output, file: o.file, offset, bytes: bytes.slice() };
+  }
+
+  private async readInto(file: string, pos: number, dst: Uint8Array): Promise<void> {
+    let src = this.sources.get(file);
+    if (!src) {
+      if (this.sources.size >= MAX_OPEN) {
+        const [first] = this.sources;
+        first![1].close();
+        this.sources.delete(first![0]);
+      }
+      src = isUrl(file) ? await openByteSource(file) : FileSource.open(file);
+      this.sources.set(file, src);
+    }
+    await src.read(pos, dst);
+  }
+
+  private outFd(path: string): number {
+    let fd = this.outFds.get(path);
+    if (fd === undefined) {
+      if (this.outFds.size >= MAX_OPEN) this.closeOutputs();
+      fd = openSync(path, 'r+');
+      this.outFds.set(path, fd);
+    }
+    return fd;
+  }
+
+  private rawBuffer(i: number, bytes: number): Uint8Array {
+    const cur = this.raw[i];
+    if (cur && cur.buffer.byteLength >= bytes) return new Uint8Array(cur.buffer, 0, bytes);
+    const next = new Uint8Array(new ArrayBuffer(Math.max(bytes, cur?.buffer.byteLength ?? 0)));
+    this.raw[i] = next;
+    return next.subarray(0, bytes);
+  }
+
+  private floatBuffer(pool: Float32Array[], i: number, n: number): Float32Array {
+    const cur = pool[i];
+    if (cur && cur.length >= n) return cur.subarray(0, n);
+    const next = new Float32Array(n);
+    pool[i] = next;
+    return next;
+  }
+
+  private encodedBuffer(bytes: number): Uint8Array {
+    if (this.encoded.length < bytes) this.encoded = new Uint8Array(new ArrayBuffer(bytes));
+    return this.encoded.subarray(0, bytes);
+  }
+}

@@ -1,0 +1,76 @@
+import type { KernelDef } from '../../core/kernel-contract.js';
+
+export interface LinearParams {
+  /** coefficients[k][i]: weight of input i in output k */
+  readonly coefficients: readonly (readonly number[])[];
+  /** constants[k]: a scalar added to every element of output k (default 0) */
+  readonly constants?: readonly number[];
+}
+
+/**
+ * out_k = Σᵢ c_ki · xᵢ + b_k, in f32. Serves task vectors (θ_a − θ_b), task arithmetic
+ * expressions (Ilharco et al. 2023), contrastive steering θ_T + α(θ₊ − θ₋) for several α at
+ * once (Fierro & Roger 2025), and mergekit's `linear`.
+ */
+export const linearKernel: KernelDef<LinearParams> = {
+  name: 'linear',
+  doc: 'out_k = Σᵢ c_ki·xᵢ + b_k',
+  passes: () => 0,
+  map(params, _state, inputs, outputs, block) {
+    const n = block.length;
+    for (let k = 0; k < outputs.length; k++) {
+      combine(params.coefficients[k]!, params.constants?.[k] ?? 0, inputs, outputs[k]!, n);
+    }
+  },
+};
+
+/** The fused loops for up to four terms (the common cases), a general loop beyond. */
+function combine(c: readonly number[], b: number, xs: readonly Float32Array[], out: Float32Array, n: number): void {
+  // drop zero terms: exact, and saves a pass
+  const terms: Float32Array[] = [];
+  const coef: number[] = [];
+  for (let i = 0; i < c.length; i++) {
+    if (c[i] !== 0) {
+      terms.push(xs[i]!);
+      coef.push(c[i]!);
+    }
+  }
+  // each element is computed in f64 and rounded once when stored to f32
+  switch (terms.length) {
+    case 0:
+      out.fill(b, 0, n);
+      return;
+    case 1: {
+      const [x0] = terms as [Float32Array];
+      const c0 = coef[0]!;
+      for (let j = 0; j < n; j++) out[j] = c0 * x0[j]! + b;
+      return;
+    }
+    case 2: {
+      const [x0, x1] = terms as [Float32Array, Float32Array];
+      const c0 = coef[0]!, c1 = coef[1]!;
+      for (let j = 0; j < n; j++) out[j] = c0 * x0[j]! + c1 * x1[j]! + b;
+      return;
+    }
+    case 3: {
+      const [x0, x1, x2] = terms as [Float32Array, Float32Array, Float32Array];
+      const c0 = coef[0]!, c1 = coef[1]!, c2 = coef[2]!;
+      for (let j = 0; j < n; j++) out[j] = c0 * x0[j]! + c1 * x1[j]! + c2 * x2[j]! + b;
+      return;
+    }
+    case 4: {
+      const [x0, x1, x2, x3] = terms as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const c0 = coef[0]!, c1 = coef[1]!, c2 = coef[2]!, c3 = coef[3]!;
+      for (let j = 0; j < n; j++) out[j] = c0 * x0[j]! + c1 * x1[j]! + c2 * x2[j]! + c3 * x3[j]! + b;
+      return;
+    }
+    default: {
+      // more terms than the fused loops: accumulate in f64 over a row at a time
+      for (let j = 0; j < n; j++) {
+        let acc = b;
+        for (let i = 0; i < terms.length; i++) acc += coef[i]! * terms[i]![j]!;
+        out[j] = acc;
+      }
+    }
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The body of one pool thread: runs block requests with its own BlockRunner and answers
+ * with the result (partials and chunks transferred, not copied) or a coded error.
+ */
+import { parentPort } from 'node:worker_threads';
+import { toWeightspaceError } from '../core/errors.js';
+import { BlockRunner, type BlockRequest } from './block-runner.js';
+
+export interface ThreadRequest {
+  readonly id: number;
+  readonly req: BlockRequest;
+}
+
+const runner = new BlockRunner();
+const port = parentPort;
+if (!port) throw new Error('pool-thread must run in a worker thread');
+
+port.on('message', (msg: ThreadRequest | 'close-outputs' | 'close') => {
+  if (msg === 'close-outputs') {
+    runner.closeOutputs();
+    return;
+  }
+  if (msg === 'close') {
+    runner.close();
+    port.close();
+    return;
+  }
+  runner.run(msg.req).then(
+    (result) => {
+      const transfer: ArrayBuffer[] = [];
+      if (result.partial) transfer.push(result.partial.buffer as ArrayBuffer);
+      for (const c of result.chunks ?? []) transfer.push(c.bytes.buffer as ArrayBuffer);
+      port.postMessage({ id: msg.id, result }, transfer);
+    },
+    (err: unknown) => {
+      const e = toWeightspaceError(err);
+      port.postMessage({ id: msg.id, error: { code: e.code, message: e.message } });
+    },
+  );
+});

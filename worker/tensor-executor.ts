@@ -1,0 +1,191 @@
+/**
+ * Executes tensor jobs on a thread pool: splits each tensor into its fixed blocks, runs the
+ * kernel's reduce passes (folding partials in block order, so results do not depend on
+ * which thread ran what), then its map pass, then emit/result. Several tensors are in
+ * flight at once so every thread stays busy; a huge tensor is spread over all threads.
+ *
+ * The same executor serves embedded mode (outputs written by the threads into files) and
+ * worker nodes (outputs returned as chunks and streamed to the coordinator).
+ */
+import { WeightspaceError, toWeightspaceError } from '../core/errors.js';
+import type { KernelDef, TensorInfo } from '../core/kernel-contract.js';
+import { blocksOf, type Block, type TensorJob } from '../core/plan.js';
+import type { BlockRequest, BlockResult, OutputChunk } from './block-runner.js';
+import { BlockRunner } from './block-runner.js';
+import { kernelFor } from './kernels/registry.js';
+
+export interface BlockDispatcher {
+  readonly parallelism: number;
+  run(req: BlockRequest): Promise<BlockResult>;
+}
+
+export interface ExecuteOptions {
+  /** file sink: the directory of each output checkpoint (threads write by offset) */
+  readonly outputDirs?: readonly string[];
+  /** stream sink: called for every encoded chunk; awaited (backpressure) */
+  readonly onChunk?: (chunk: OutputChunk) => Promise<void> | void;
+  readonly onProgress?: (p: { bytesRead: number; bytesWritten: number; jobsDone: number }) => void;
+  /** called when a job's outputs are complete */
+  readonly onJobDone?: (job: TensorJob, result: unknown) => void;
+  readonly signal?: AbortSignal;
+}
+
+interface ActiveJob {
+  readonly job: TensorJob;
+  readonly kernel: KernelDef;
+  readonly info: TensorInfo;
+  readonly blocks: Block[];
+  readonly passes: number;
+  /** current pass: 0..passes-1 reduce, passes = map */
+  pass: number;
+  state: unknown;
+  nextBlock: number;
+  done: number;
+  acc: Float64Array | undefined;
+  readonly partials: Map<number, Float64Array>;
+  nextFold: number;
+}
+
+/** Returns each job's `result` (report kernels), by job id. */
+export async function executeJobs(
+  jobs: readonly TensorJob[],
+  dispatcher: BlockDispatcher,
+  options: ExecuteOptions = {},
+): Promise<Map<number, unknown>> {
+  if (!options.outputDirs && !options.onChunk && jobs.some((j) => j.outputs.length > 0)) {
+    throw new WeightspaceError('internal', 'executeJobs needs outputDirs or onChunk for jobs with outputs');
+  }
+  const results = new Map<number, unknown>();
+  const queue = [...jobs];
+  const active: ActiveJob[] = [];
+  const maxActive = Math.max(2, dispatcher.parallelism);
+  const inflight = new Set<Promise<void>>();
+  const progress = { bytesRead: 0, bytesWritten: 0, jobsDone: 0 };
+  const local = new BlockRunner();
+  let failure: unknown;
+
+  const activate = (): void => {
+    while (active.length < maxActive && queue.length > 0) {
+      const job = queue.shift()!;
+      const kernel = kernelFor(job.kernel);
+      const blocks = blocksOf(job.shape);
+      const numel = job.shape.reduce((a, b) => a * b, 1);
+      const info: TensorInfo = { tensor: job.name, shape: job.shape, numel, blockCount: blocks.length };
+      const a: ActiveJob = {
+        job, kernel, info, blocks, passes: kernel.passes(job.params, info), pass: 0, state: undefined,
+        nextBlock: 0, done: 0, acc: undefined, partials: new Map(), nextFold: 0,
+      };
+      active.push(a);
+      startPass(a);
+    }
+  };
+
+  const startPass = (a: ActiveJob): void => {
+    a.nextBlock = 0;
+    a.done = 0;
+    a.nextFold = 0;
+    a.partials.clear();
+    if (a.pass < a.passes) {
+      const len = a.kernel.partialLength?.(a.pass, a.job.params, a.state, a.info) ?? 0;
+      a.acc = new Float64Array(len);
+    } else {
+      a.acc = undefined;
+    }
+    if (a.blocks.length === 0 || (a.pass === a.passes && !a.kernel.map)) finishPass(a);
+  };
+
+  const finishPass = (a: ActiveJob): void => {
+    if (a.pass < a.passes) {
+      a.state = a.kernel.finish ? a.kernel.finish(a.pass, a.job.params, a.state, a.acc!, a.info) : a.state;
+      a.pass++;
+      startPass(a);
+      return;
+    }
+    // map done (or none): emit whole outputs, then the result
+    if (a.kernel.emit && a.job.outputs.length > 0) {
+      const outs = a.kernel.emit(a.job.params, a.state, a.info);
+      const r = local.writeWhole({ job: a.job, outputDirs: options.outputDirs }, outs);
+      progress.bytesWritten += r.bytesWritten;
+      for (const c of r.chunks ?? []) pendingChunks.push(c);
+    }
+    const result = a.kernel.result?.(a.job.params, a.state, a.info);
+    if (result !== undefined) results.set(a.job.id, result);
+    active.splice(active.indexOf(a), 1);
+    progress.jobsDone++;
+    options.onJobDone?.(a.job, result);
+    activate();
+  };
+
+  const pendingChunks: OutputChunk[] = [];
+
+  const nextRequest = (): { a: ActiveJob; block: Block } | undefined => {
+    for (const a of active) {
+      if (a.pass > a.passes) continue;
+      if (a.pass === a.passes && !a.kernel.map) continue;
+      if (a.nextBlock < a.blocks.length) return { a, block: a.blocks[a.nextBlock++]! };
+    }
+    return undefined;
+  };
+
+  const handle = async (a: ActiveJob, pass: number, block: Block, r: BlockResult): Promise<void> => {
+    progress.bytesRead += r.bytesRead;
+    progress.bytesWritten += r.bytesWritten;
+    if (options.onChunk) for (const c of r.chunks ?? []) await options.onChunk(c);
+    if (pass < a.passes) {
+      a.partials.set(block.index, r.partial ?? new Float64Array(0));
+      while (a.partials.has(a.nextFold)) {
+        const p = a.partials.get(a.nextFold)!;
+        a.partials.delete(a.nextFold);
+        if (a.kernel.fold) a.kernel.fold(pass, a.acc!, p, a.nextFold);
+        else for (let i = 0; i < p.length; i++) a.acc![i]! += p[i]!;
+        a.nextFold++;
+      }
+    }
+    a.done++;
+    if (a.done === a.blocks.length) finishPass(a);
+    while (pendingChunks.length > 0 && options.onChunk) await options.onChunk(pendingChunks.shift()!);
+    options.onProgress?.(progress);
+  };
+
+  try {
+    activate();
+    for (;;) {
+      while (pendingChunks.length > 0 && options.onChunk) await options.onChunk(pendingChunks.shift()!);
+      if (options.signal?.aborted) throw new WeightspaceError('cancelled', 'job cancelled');
+      let next;
+      while (failure === undefined && inflight.size < dispatcher.parallelism && (next = nextRequest())) {
+        const { a, block } = next;
+        const pass = a.pass;
+        const req: BlockRequest = {
+          job: a.job,
+          pass: pass < a.passes ? pass : 'map',
+          block,
+          state: a.state,
+          outputDirs: options.outputDirs,
+        };
+        const p: Promise<void> = dispatcher.run(req)
+          .then((r) => handle(a, pass, block, r))
+          .catch((err: unknown) => {
+            failure ??= err;
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      if (failure !== undefined) break;
+      if (inflight.size === 0) {
+        if (active.length === 0 && queue.length === 0) break;
+        // jobs whose remaining passes need no blocks advance inside finishPass; nothing left is a bug
+        throw new WeightspaceError('internal', 'executor stalled with work left');
+      }
+      await Promise.race(inflight);
+    }
+    if (failure !== undefined) {
+      await Promise.allSettled(inflight);
+      throw toWeightspaceError(failure);
+    }
+    return results;
+  } finally {
+    local.close();
+  }
+}
+
