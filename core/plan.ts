@@ -15,10 +15,21 @@ import type { KernelName } from './kernel-contract.js';
  */
 export const BLOCK_ELEMENTS = 1 << 18;
 
+/**
+ * How an input is read for a block:
+ * - 'block' (default): the same flat element range as the block (inputs shaped like the output)
+ * - 'rows': the same row range, with the input's own row length (e.g. LoRA B [out, r] for W [out, in])
+ * - 'whole': the whole input, read once per thread and cached (small side inputs: LoRA A, a direction)
+ */
+export type InputMode = 'block' | 'rows' | 'whole';
+
 export interface InputRef {
   readonly file: string;
   readonly offset: number;
   readonly dtype: DType;
+  readonly mode?: InputMode;
+  /** the input's own shape; required for 'rows' and 'whole' */
+  readonly shape?: readonly number[];
 }
 
 export interface OutputRef {

@@ -10,7 +10,7 @@ import { FileSource, openByteSource, isUrl, type ByteSource } from '../core/byte
 import { DTYPE_SIZE, decodeBlock, encodeBlock, isFloatDType, isWritableFloatDType, type FloatDType } from '../core/dtypes.js';
 import { WeightspaceError, q } from '../core/errors.js';
 import type { BlockInfo } from '../core/kernel-contract.js';
-import { rowLengthOf, type Block, type TensorJob } from '../core/plan.js';
+import { rowLengthOf, type Block, type InputRef, type TensorJob } from '../core/plan.js';
 import { kernelFor } from './kernels/registry.js';
 
 export interface BlockRequest {
@@ -42,6 +42,8 @@ const MAX_OPEN = 64;
 export class BlockRunner {
   private readonly sources = new Map<string, ByteSource>();
   private readonly outFds = new Map<string, number>();
+  /** whole side inputs, decoded once per thread: small by contract */
+  private readonly wholes = new Map<string, Float32Array>();
   private raw: Uint8Array[] = [];
   private f32In: Float32Array[] = [];
   private f32Out: Float32Array[] = [];
@@ -56,17 +58,30 @@ export class BlockRunner {
     const n = block.length;
     let bytesRead = 0;
     const inputs: Float32Array[] = [];
+    const rowLength = rowLengthOf(job.shape);
     for (let i = 0; i < job.inputs.length; i++) {
       const ref = job.inputs[i]!;
       if (!isFloatDType(ref.dtype)) {
         throw new WeightspaceError('internal', `tensor ${q(job.name)}: kernel ${q(job.kernel)} given a ${ref.dtype} input`);
       }
+      const mode = ref.mode ?? 'block';
+      if (mode === 'whole') {
+        inputs.push(await this.wholeInput(ref));
+        continue;
+      }
+      let start = block.start;
+      let count = n;
+      if (mode === 'rows') {
+        const own = rowLengthOf(ref.shape ?? job.shape);
+        start = (block.start / rowLength) * own;
+        count = (n / rowLength) * own;
+      }
       const size = DTYPE_SIZE[ref.dtype];
-      const raw = this.rawBuffer(i, n * size);
-      await this.readInto(ref.file, ref.offset + block.start * size, raw);
+      const raw = this.rawBuffer(i, count * size);
+      await this.readInto(ref.file, ref.offset + start * size, raw);
       bytesRead += raw.length;
-      const f = this.floatBuffer(this.f32In, i, n);
-      decodeBlock(ref.dtype as FloatDType, raw, f, n);
+      const f = this.floatBuffer(this.f32In, i, count);
+      decodeBlock(ref.dtype as FloatDType, raw, f, count);
       inputs.push(f);
     }
     const info: BlockInfo = {
@@ -75,7 +90,7 @@ export class BlockRunner {
       blockIndex: block.index,
       start: block.start,
       length: n,
-      rowLength: rowLengthOf(job.shape),
+      rowLength,
     };
     const tensorInfo = { tensor: job.name, shape: job.shape, numel: job.shape.reduce((a, b) => a * b, 1), blockCount: -1 };
 
@@ -173,6 +188,21 @@ export class BlockRunner {
       this.sources.set(file, src);
     }
     await src.read(pos, dst);
+  }
+
+  private async wholeInput(ref: InputRef): Promise<Float32Array> {
+    const key = `${ref.file}@${ref.offset}`;
+    let f = this.wholes.get(key);
+    if (!f) {
+      const numel = (ref.shape ?? []).reduce((a, b) => a * b, 1);
+      const raw = new Uint8Array(numel * DTYPE_SIZE[ref.dtype]);
+      await this.readInto(ref.file, ref.offset, raw);
+      f = new Float32Array(numel);
+      decodeBlock(ref.dtype as FloatDType, raw, f, numel);
+      if (this.wholes.size >= MAX_OPEN) this.wholes.clear();
+      this.wholes.set(key, f);
+    }
+    return f;
   }
 
   private outFd(path: string): number {
