@@ -69,7 +69,7 @@ export interface KernelDef<P = unknown, S = unknown> {
  * and its name here.
  */
 export const KERNEL_NAMES = [
-  'copy', 'linear',
+  'copy', 'linear', 'synth',
   // merges (issue: merges)
   'task-arithmetic', 'slerp', 'nuslerp', 'multislerp', 'karcher', 'model-stock', 'sce', 'nearswap', 'ram',
   // research operations

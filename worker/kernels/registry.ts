@@ -6,10 +6,12 @@ import type { KernelDef, KernelName } from '../../core/kernel-contract.js';
 import { WeightspaceError, q } from '../../core/errors.js';
 import { copyKernel } from './copy.js';
 import { linearKernel } from './linear.js';
+import { synthKernel } from './synth.js';
 
 export const KERNELS = {
   copy: copyKernel,
   linear: linearKernel,
+  synth: synthKernel,
 } satisfies Partial<Record<KernelName, KernelDef<never, unknown>>>;
 
 export function kernelFor(name: KernelName): KernelDef {

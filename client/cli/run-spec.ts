@@ -1,0 +1,61 @@
+/**
+ * Runs a job spec for the CLI: embedded by default, on a coordinator with --cluster;
+ * a progress bar on a TTY; a summary (or JSON) at the end.
+ */
+import cliProgress from 'cli-progress';
+import type { JobSpec } from '../../core/job-spec.js';
+import { runEmbedded } from '../embedded-runner.js';
+import type { JobEvent, JobResult } from '../job-events.js';
+import { runOnCluster } from '../cluster-runner.js';
+import type { CliIO, ParsedArgs } from './command.js';
+import { int, str } from './spec-options.js';
+
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, options: { quiet?: boolean } = {}): Promise<JobResult> {
+  const threads = int(args, 'threads');
+  const cluster = str(args, 'cluster');
+  let bar: cliProgress.SingleBar | undefined;
+  const showBar = io.isTTY && !io.json && args.values['no-progress'] !== true && !options.quiet;
+  const onEvent = (e: JobEvent): void => {
+    if (e.type === 'planned') {
+      if (io.json) io.out(JSON.stringify({ event: 'planned', ...e }));
+      if (showBar) {
+        bar = new cliProgress.SingleBar({
+          format: `${e.op} [{bar}] {percentage}% | {value}/{total} MB written | {tensorsDone}/{tensors} tensors`,
+          stream: process.stderr,
+          hideCursor: true,
+        }, cliProgress.Presets.shades_classic);
+        bar.start(Math.max(1, Math.round(e.outputBytes / 1e6)), 0, { tensorsDone: 0, tensors: e.tensors });
+      }
+    } else if (e.type === 'progress') {
+      bar?.update(Math.round(e.bytesWritten / 1e6), { tensorsDone: e.tensorsDone, tensors: e.tensors });
+    } else if (e.type === 'warning') {
+      if (io.json) io.out(JSON.stringify({ event: 'warning', message: e.message }));
+      else io.err(`weightspace: warning: ${e.message}`);
+    }
+  };
+  try {
+    const result = cluster
+      ? await runOnCluster(cluster, spec, { onEvent })
+      : await runEmbedded(spec, { ...(threads !== undefined ? { threads } : {}), onEvent });
+    bar?.stop();
+    if (io.json) io.out(JSON.stringify({ event: 'done', ...result }));
+    else if (!options.quiet) {
+      for (const o of result.outputs) {
+        const size = o.shards.reduce((a, s) => a + s.size, 0);
+        io.out(`wrote ${o.dir} (${o.label}): ${o.shards.length} shard${o.shards.length === 1 ? '' : 's'}, ${formatBytes(size)}`);
+      }
+      io.out(`${result.op} done in ${result.seconds.toFixed(2)} s (read ${formatBytes(result.bytesRead)}, wrote ${formatBytes(result.bytesWritten)})`);
+    }
+    return result;
+  } catch (err) {
+    bar?.stop();
+    throw err;
+  }
+}

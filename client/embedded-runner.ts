@@ -1,0 +1,70 @@
+/**
+ * Embedded mode: the coordinator's planner and assembler and the worker's executor and
+ * thread pool, wired into one process. No NATS, no gRPC, nothing to start. The one place
+ * that imports both coordinator/ and worker/.
+ */
+import { availableParallelism } from 'node:os';
+import type { JobSpec } from '../core/job-spec.js';
+import { OutputAssembler } from '../coordinator/output-assembler.js';
+import { opFor } from '../coordinator/ops/registry.js';
+import { ThreadPool } from '../worker/thread-pool.js';
+import { executeJobs } from '../worker/tensor-executor.js';
+import type { JobEvent, JobResult } from './job-events.js';
+
+export interface EmbeddedOptions {
+  /** threads for the kernels (default: the machine's parallelism; 0 runs inline) */
+  readonly threads?: number;
+  readonly onEvent?: (e: JobEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}): Promise<JobResult> {
+  const started = performance.now();
+  const op = opFor(spec);
+  const plan = await op.plan(spec);
+  const jobs = plan.tasks.flatMap((t) => t.jobs);
+  options.onEvent?.({
+    type: 'planned',
+    op: plan.op,
+    tasks: plan.tasks.length,
+    tensors: jobs.length,
+    inputBytes: plan.totalInputBytes,
+    outputBytes: plan.totalOutputBytes,
+    outputs: plan.outputs.map((o) => o.label),
+  });
+  for (const w of plan.warnings) options.onEvent?.({ type: 'warning', message: w });
+
+  const out = (spec as { out?: string }).out;
+  const assembler = plan.outputs.length > 0 && out !== undefined
+    ? OutputAssembler.prepare(plan, out, { force: (spec as { force?: boolean }).force ?? false })
+    : undefined;
+  let pool: ThreadPool | undefined;
+  let last = { bytesRead: 0, bytesWritten: 0 };
+  try {
+    pool = await ThreadPool.create(options.threads ?? availableParallelism());
+    const results = await executeJobs(jobs, pool, {
+      ...(assembler ? { outputDirs: assembler.outputDirs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      onProgress: (p) => {
+        last = p;
+        options.onEvent?.({ type: 'progress', bytesRead: p.bytesRead, bytesWritten: p.bytesWritten, tensorsDone: p.jobsDone, tensors: jobs.length });
+      },
+    });
+    pool.closeOutputs();
+    const report = op.report?.(plan, results);
+    const outputs = assembler ? await assembler.finalize(report !== undefined ? { report } : {}) : [];
+    return {
+      op: plan.op,
+      outputs,
+      ...(report !== undefined ? { report } : {}),
+      seconds: (performance.now() - started) / 1000,
+      bytesRead: last.bytesRead,
+      bytesWritten: last.bytesWritten,
+    };
+  } catch (err) {
+    assembler?.abort();
+    throw err;
+  } finally {
+    await pool?.close();
+  }
+}
