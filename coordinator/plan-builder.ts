@@ -174,5 +174,15 @@ export function buildPlan(args: PlanArgs): Plan {
     totalInputBytes += inputBytes;
     totalOutputBytes += outputBytes;
   }
-  return { op: args.op, spec: args.spec, outputs, tasks, totalInputBytes, totalOutputBytes, warnings: args.warnings ?? [] };
+  return { op: args.op, spec: recordedSpec(args.spec), outputs, tasks, totalInputBytes, totalOutputBytes, warnings: args.warnings ?? [] };
+}
+
+/**
+ * The spec as weightspace.json records it: without where the output went (`out`, `force`),
+ * so the same job gives the same bytes wherever and however it is written.
+ */
+export function recordedSpec(spec: unknown): unknown {
+  if (spec === null || typeof spec !== 'object') return spec;
+  const { out: _out, force: _force, ...rest } = spec as Record<string, unknown>;
+  return rest;
 }

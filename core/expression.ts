@@ -178,5 +178,5 @@ export function linearize(source: string, e: Expr, known: readonly string[]): Af
   if (r.c.size === 0) {
     throw new WeightspaceError('expression-not-linear', `expression: mentions no model; it must combine at least one${pointer(source, 1)}`);
   }
-  return { coefficients: r.c, constant: r.k };
+  return { coefficients: r.c, constant: r.k + 0 }; // + 0 turns -0 into 0
 }
