@@ -7,7 +7,7 @@
  * output is ever visible under the destination name.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createReadStream, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isUrl, readSmallFile } from '../core/byte-source.js';
 import { INDEX_FILE } from '../core/checkpoint.js';
@@ -43,6 +43,7 @@ export class OutputAssembler {
     readonly dest: string,
     readonly tmp: string,
     private readonly force: boolean,
+    private readonly createdParent: string | undefined,
   ) {}
 
   /** Checks the destination, creates the temporary directory and full-size shards with headers. */
@@ -54,12 +55,11 @@ export class OutputAssembler {
       }
     }
     const parent = dirname(dest);
-    if (!existsSync(parent)) {
-      throw new WeightspaceError('not-found', `output ${q(out)}: parent directory ${q(parent)} does not exist`);
-    }
+    // missing parents are created, and removed again if the job fails
+    const createdParent = mkdirSync(parent, { recursive: true });
     const tmp = join(parent, `.${basename(dest)}.weightspace-tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(tmp);
-    const asm = new OutputAssembler(plan, dest, tmp, options.force ?? false);
+    const asm = new OutputAssembler(plan, dest, tmp, options.force ?? false, createdParent);
     try {
       for (const o of plan.outputs) {
         const dir = join(tmp, o.subdir);
@@ -80,6 +80,23 @@ export class OutputAssembler {
       throw err;
     }
     return asm;
+  }
+
+  /**
+   * Re-opens the temporary directory an earlier process prepared for the same plan (a
+   * restarted coordinator resuming a job): checks every shard is there at its full size.
+   */
+  static reopen(plan: Plan, out: string, tmp: string, options: { force?: boolean } = {}): OutputAssembler {
+    for (const o of plan.outputs) {
+      for (const s of o.shards) {
+        const path = join(tmp, o.subdir, s.file);
+        const size = existsSync(path) ? statSync(path).size : -1;
+        if (size !== s.size) {
+          throw new WeightspaceError('internal', `staging shard ${q(path)} has ${size} bytes, expected ${s.size}: cannot resume`);
+        }
+      }
+    }
+    return new OutputAssembler(plan, resolve(out), tmp, options.force ?? false, undefined);
   }
 
   /** The temporary directory of each output (for writers that write by offset themselves). */
@@ -148,7 +165,9 @@ export class OutputAssembler {
   /** Removes the temporary directory (idempotent; nothing under the destination is touched). */
   abort(): void {
     this.closeFds();
-    if (!this.finished) rmSync(this.tmp, { recursive: true, force: true });
+    if (this.finished) return;
+    rmSync(this.tmp, { recursive: true, force: true });
+    if (this.createdParent) rmSync(this.createdParent, { recursive: true, force: true });
   }
 
   private closeFds(): void {
