@@ -12,6 +12,8 @@ export interface ThreadRequest {
 }
 
 const runner = new BlockRunner();
+// blocks run one at a time: the runner's scratch buffers are shared, and http reads yield
+let queue: Promise<void> = Promise.resolve();
 const port = parentPort;
 if (!port) throw new Error('pool-thread must run in a worker thread');
 
@@ -25,7 +27,7 @@ port.on('message', (msg: ThreadRequest | 'close-outputs' | 'close') => {
     port.close();
     return;
   }
-  runner.run(msg.req).then(
+  queue = queue.then(() => runner.run(msg.req)).then(
     (result) => {
       const transfer: ArrayBuffer[] = [];
       if (result.partial) transfer.push(result.partial.buffer as ArrayBuffer);
