@@ -6,17 +6,11 @@
  * forces the fallback. Results differ between backends in the last bits (summation order),
  * so every node of a cluster must use the same backend for byte-identical outputs.
  */
+import type { MatmulBackend } from './matmul-backend.js';
 import { loadOnnxBackend } from './onnx-matmul.js';
 import { scratchF64 } from './scratch.js';
 
-export interface MatmulBackend {
-  readonly name: 'onnxruntime' | 'naive';
-  /**
-   * C[m×n] = op(A)·B, all row-major f32. op(A) = A with A stored [m, k] when `transA` is
-   * false; op(A) = Aᵀ with A stored [k, m] when true. B is [k, n]. Writes c[0..m·n).
-   */
-  gemm(transA: boolean, a: Float32Array, b: Float32Array, m: number, k: number, n: number, c: Float32Array): void;
-}
+export type { MatmulBackend };
 
 /** Plain loops, accumulating in f64: the reference and the fallback. */
 export const naiveMatmul: MatmulBackend = {

@@ -8,7 +8,7 @@
  * MLAS's single-thread kernels are what make this ~100× faster than a JS loop.
  */
 import { createRequire } from 'node:module';
-import type { MatmulBackend } from './matmul.js';
+import type { MatmulBackend } from './matmul-backend.js';
 
 interface OrtTensor {
   readonly data: unknown;

@@ -25,7 +25,7 @@
  *   ‖A‖_F² − Σσ̂ᵢ². A flat tail has the largest L1 mass and entropy that energy allows, so the
  *   estimate errs high when the true tail decays; exact when ℓ = min(m, n).
  */
-import type { MatmulBackend } from './matmul.js';
+import type { MatmulBackend } from './matmul-backend.js';
 import { fillGaussian } from './gaussian.js';
 import { orthonormalizeColumns } from './qr.js';
 import { scratchF32 } from './scratch.js';
