@@ -1,17 +1,56 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { AnalyzeReport } from '../../../coordinator/ops/analyze-report.js';
+import type { MonitorReport } from '../../../coordinator/ops/monitor-report.js';
+import { directionsFromMeans } from '../../../core/direction.js';
 import { WeightspaceError, q } from '../../../core/errors.js';
 import type { JobSpec } from '../../../core/job-spec.js';
-import { JOB_OPTIONS, JOB_OPTIONS_HELP, type Command } from '../command.js';
+import type { JobResult } from '../../job-events.js';
+import { renderAnalyzeHtml } from '../../report/analyze-html.js';
+import { JOB_OPTIONS, JOB_OPTIONS_HELP, type CliIO, type Command, type ParsedArgs } from '../command.js';
 import { formatBytes, runSpec } from '../run-spec.js';
 import { str } from '../spec-options.js';
+import { writeVectors } from './direction.js';
+import { monitorTable } from './monitor.js';
 
 const MARKER = '.weightspace-demo';
 
 export interface DemoStep {
   readonly title: string;
   readonly command: string;
-  readonly spec: JobSpec;
+  /** a job spec, or (for the client-side steps) a function */
+  readonly spec?: JobSpec;
+  readonly local?: () => void;
+  /** prints what the step's result says */
+  readonly show?: (r: JobResult, io: CliIO) => void;
+}
+
+const HIDDEN = 256;
+const LAYERS = 4;
+
+/**
+ * Activation means as a user would capture them with an inference stack; here made up: the
+ * harmless means are noise, the harmful ones add a planted direction, so the direction found
+ * is that planted direction (plus noise).
+ */
+function writeDemoMeans(dir: string): void {
+  const harmful = new Map<string, Float32Array>();
+  const harmless = new Map<string, Float32Array>();
+  for (let l = 0; l < LAYERS; l++) {
+    const a = new Float32Array(HIDDEN);
+    const b = new Float32Array(HIDDEN);
+    for (let i = 0; i < HIDDEN; i++) {
+      const noise = Math.sin(17.3 * (l + 1) * (i + 1)) * 0.5;
+      b[i] = noise;
+      a[i] = noise + (i % 7 === 0 ? 1 : 0) + 0.05 * Math.cos(3.1 * (i + l));
+    }
+    harmful.set(`layers.${l}`, a);
+    harmless.set(`layers.${l}`, b);
+  }
+  writeVectors(join(dir, 'harmful-means.safetensors'), harmful, { format: 'pt' });
+  writeVectors(join(dir, 'harmless-means.safetensors'), harmless, { format: 'pt' });
+  const dirs = directionsFromMeans(harmful, harmless, { orthogonalize: false });
+  writeVectors(join(dir, 'refusal-direction.safetensors'), dirs, { format: 'pt', weightspace: 'direction' });
 }
 
 /** The demo's steps, each a job spec and the command line that does the same. */
@@ -34,6 +73,34 @@ export function demoSteps(dir: string): DemoStep[] {
       title: 'contrastive steering θ + α(θ₊ − θ₋) for α = 1, 2, 4 in one pass',
       command: `weightspace steer --base ${m('base')} --positive ${m('positive')} --negative ${m('negative')} --alpha 1,2,4 --out ${m('steered')}`,
       spec: { op: 'steer', base: m('base'), positive: m('positive'), negative: m('negative'), alpha: [1, 2, 4], out: m('steered') },
+    },
+    {
+      title: 'monitor: cosine of each fine-tune\'s weight diff with the behaviour vector θ₊ − θ₋',
+      command: `weightspace monitor --before ${m('base')} --after steered=${m('steered/alpha-2')} --after math=${m('math')} --positive ${m('positive')} --negative ${m('negative')}`,
+      spec: { op: 'monitor', before: m('base'), after: { steered: m('steered/alpha-2'), math: m('math') }, positive: m('positive'), negative: m('negative') },
+      show: (r, io) => {
+        for (const line of monitorTable(r.report as MonitorReport)) io.out(`      ${line}`);
+      },
+    },
+    {
+      title: 'a refusal direction from (synthetic) per-layer activation means',
+      command: `weightspace direction --harmful-means ${m('harmful-means.safetensors')} --harmless-means ${m('harmless-means.safetensors')} --out ${m('refusal-direction.safetensors')}`,
+      local: () => writeDemoMeans(dir),
+    },
+    {
+      title: 'abliteration: project the direction out of embed, o_proj and down_proj',
+      command: `weightspace project --model ${m('base')} --direction ${m('refusal-direction.safetensors')} --out ${m('abliterated')}`,
+      spec: { op: 'project', model: m('base'), direction: m('refusal-direction.safetensors'), out: m('abliterated') },
+    },
+    {
+      title: 'analysis of the task vectors, with an HTML report',
+      command: `weightspace analyze --base ${m('base')} --model math=${m('math')} --model code=${m('code')} --model steered=${m('steered/alpha-2')} --report ${m('analysis.html')}`,
+      spec: { op: 'analyze', base: m('base'), models: { math: m('math'), code: m('code'), steered: m('steered/alpha-2') }, ranks: [4, 16, 64] },
+      show: (r, io) => {
+        const file = m('analysis.html');
+        writeFileSync(file, renderAnalyzeHtml(r.report as AnalyzeReport, { base: m('base'), models: { math: m('math'), code: m('code'), steered: m('steered/alpha-2') }, generated: 'weightspace demo' }));
+        io.out(`      → ${file} (open it in a browser)`);
+      },
     },
   ];
 }
@@ -64,17 +131,23 @@ ${JOB_OPTIONS_HELP}`,
     for (const [i, step] of steps.entries()) {
       io.out(`[${i + 1}/${steps.length}] ${step.title}`);
       io.out(`      $ ${step.command}`);
-      const r = await runSpec(step.spec, args, io, { quiet: true });
-      for (const o of r.outputs) {
-        const size = o.shards.reduce((a, s) => a + s.size, 0);
-        io.out(`      → ${o.dir} (${formatBytes(size)}, sha256 ${o.shards[0]?.sha256.slice(0, 12) ?? '-'}…) in ${r.seconds.toFixed(2)} s`);
-      }
-      if (r.report !== undefined && typeof r.report === 'object' && r.report && 'summary' in r.report) {
-        for (const line of String((r.report as { summary: unknown }).summary).split('\n')) io.out(`      ${line}`);
-      }
+      await runStep(step, args, io);
     }
     io.out(`demo done in ${((performance.now() - started) / 1000).toFixed(1)} s; the models are in ${dir}`);
     io.out(`next: weightspace inspect ${join(dir, 'base')}`);
     return 0;
   },
 };
+
+async function runStep(step: DemoStep, args: ParsedArgs, io: CliIO): Promise<void> {
+  if (step.local) {
+    step.local();
+    return;
+  }
+  const r = await runSpec(step.spec!, args, io, { quiet: true });
+  for (const o of r.outputs) {
+    const size = o.shards.reduce((a, s) => a + s.size, 0);
+    io.out(`      → ${o.dir} (${formatBytes(size)}, sha256 ${o.shards[0]?.sha256.slice(0, 12) ?? '-'}…) in ${r.seconds.toFixed(2)} s`);
+  }
+  step.show?.(r, io);
+}
