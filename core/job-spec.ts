@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { WeightspaceError, q } from './errors.js';
 import { commonOptions, outputOptions } from './specs/common.js';
+import { mergeSpec } from './specs/merge-spec.js';
+import { analyzeSpec, loraApplySpec, loraExtractSpec, monitorSpec, patchSpec, projectSpec } from './specs/research.js';
 
 export { commonOptions, outputOptions };
 
@@ -54,7 +56,7 @@ export const synthSpec = z.object({
   seed: z.number().int().min(0).default(0),
 }).strict();
 
-export const JOB_SPECS = [diffSpec, evalSpec, steerSpec, synthSpec] as const;
+export const JOB_SPECS = [diffSpec, evalSpec, steerSpec, synthSpec, monitorSpec, projectSpec, patchSpec, analyzeSpec, loraExtractSpec, loraApplySpec, mergeSpec] as const;
 
 export const jobSpec = z.discriminatedUnion('op', JOB_SPECS);
 
@@ -62,6 +64,8 @@ export type DiffSpec = z.infer<typeof diffSpec>;
 export type EvalSpec = z.infer<typeof evalSpec>;
 export type SteerSpec = z.infer<typeof steerSpec>;
 export type SynthSpec = z.infer<typeof synthSpec>;
+export type { AnalyzeSpec, LoraApplySpec, LoraExtractSpec, MonitorSpec, PatchSpec, ProjectSpec } from './specs/research.js';
+export type { MergeSpec } from './specs/merge-spec.js';
 export type JobSpec = z.infer<typeof jobSpec>;
 export type JobOp = JobSpec['op'];
 

@@ -48,12 +48,22 @@ export interface KernelDef<P = unknown, S = unknown> {
   readonly doc: string;
   /** number of reduce passes before map (0 for elementwise kernels) */
   passes(params: P, info: TensorInfo): number;
-  /** length of the Float64Array partial a reduce pass returns */
+  /** length of the Float64Array partial a reduce pass fills */
   partialLength?(pass: number, params: P, state: S | undefined, info: TensorInfo): number;
-  /** computes one block's partial into `partial` (zero-filled, of partialLength) */
-  reduce?(pass: number, params: P, state: S | undefined, inputs: readonly Float32Array[], block: BlockInfo, partial: Float64Array): void;
+  /** length of the accumulator partials fold into (default: partialLength), e.g. to append per-block lists */
+  accumulatorLength?(pass: number, params: P, state: S | undefined, info: TensorInfo): number;
+  /**
+   * Computes one block's partial into `partial` (zero-filled, of partialLength), or returns a
+   * Float64Array of its own (any length: a compact list for a custom fold). Mostly-zero filled
+   * partials (histograms) travel sparsely; kernels do not see the difference.
+   */
+  reduce?(pass: number, params: P, state: S | undefined, inputs: readonly Float32Array[], block: BlockInfo, partial: Float64Array): Float64Array | void;
   /** folds one block's partial into the accumulator, called in block order; default: elementwise sum */
   fold?(pass: number, acc: Float64Array, partial: Float64Array, blockIndex: number): void;
+  /** passes for which `fold` is not needed: the default sum is used (and sparse partials are folded sparsely) */
+  foldsBySum?(pass: number, params: P, info: TensorInfo): boolean;
+  /** a reduce pass that needs no blocks this time (decided from the state): finish is called on a zeroed accumulator */
+  skipPass?(pass: number, params: P, state: S | undefined, info: TensorInfo): boolean;
   /** turns the folded accumulator into the state for the next pass */
   finish?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): S;
   /** map pass: fills `outputs[k][0..block.length)` for every output k */

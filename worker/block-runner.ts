@@ -30,8 +30,16 @@ export interface OutputChunk {
   readonly bytes: Uint8Array;
 }
 
+/** A mostly-zero partial, as (index, value) pairs. */
+export interface SparsePartial {
+  readonly length: number;
+  readonly index: Uint32Array;
+  readonly values: Float64Array;
+}
+
 export interface BlockResult {
   readonly partial?: Float64Array;
+  readonly sparse?: SparsePartial;
   readonly chunks?: OutputChunk[];
   readonly bytesRead: number;
   readonly bytesWritten: number;
@@ -48,6 +56,7 @@ export class BlockRunner {
   private f32In: Float32Array[] = [];
   private f32Out: Float32Array[] = [];
   private encoded = new Uint8Array(0);
+  private partial = new Float64Array(0);
 
   async run(req: BlockRequest): Promise<BlockResult> {
     const { job, block } = req;
@@ -96,9 +105,10 @@ export class BlockRunner {
 
     if (req.pass !== 'map') {
       const len = kernel.partialLength?.(req.pass, job.params, req.state, tensorInfo) ?? 0;
-      const partial = new Float64Array(len);
-      kernel.reduce?.(req.pass, job.params, req.state, inputs, info, partial);
-      return { partial, bytesRead, bytesWritten: 0 };
+      const partial = this.partialBuffer(len);
+      const own = kernel.reduce?.(req.pass, job.params, req.state, inputs, info, partial);
+      if (own) return { partial: own, bytesRead, bytesWritten: 0 };
+      return { ...packPartial(partial), bytesRead, bytesWritten: 0 };
     }
 
     const outputs: Float32Array[] = [];
@@ -231,8 +241,33 @@ export class BlockRunner {
     return next;
   }
 
+  /** The dense partial scratch, zeroed: reused, since what leaves the thread is a packed copy. */
+  private partialBuffer(len: number): Float64Array {
+    if (this.partial.length < len) this.partial = new Float64Array(len);
+    const p = this.partial.subarray(0, len);
+    p.fill(0);
+    return p;
+  }
+
   private encodedBuffer(bytes: number): Uint8Array {
     if (this.encoded.length < bytes) this.encoded = new Uint8Array(new ArrayBuffer(bytes));
     return this.encoded.subarray(0, bytes);
   }
+}
+
+/** A copy of a partial to send: (index, value) pairs when at most a quarter is non-zero, else dense. */
+export function packPartial(p: Float64Array): { partial: Float64Array } | { sparse: SparsePartial } {
+  let nnz = 0;
+  for (let i = 0; i < p.length; i++) if (p[i] !== 0) nnz++;
+  if (nnz * 4 > p.length) return { partial: p.slice() };
+  const index = new Uint32Array(nnz);
+  const values = new Float64Array(nnz);
+  for (let i = 0, k = 0; i < p.length; i++) {
+    const v = p[i]!;
+    if (v !== 0) {
+      index[k] = i;
+      values[k++] = v;
+    }
+  }
+  return { sparse: { length: p.length, index, values } };
 }

@@ -31,6 +31,7 @@ port.on('message', (msg: ThreadRequest | 'close-outputs' | 'close') => {
     (result) => {
       const transfer: ArrayBuffer[] = [];
       if (result.partial) transfer.push(result.partial.buffer as ArrayBuffer);
+      if (result.sparse) transfer.push(result.sparse.index.buffer as ArrayBuffer, result.sparse.values.buffer as ArrayBuffer);
       for (const c of result.chunks ?? []) transfer.push(c.bytes.buffer as ArrayBuffer);
       port.postMessage({ id: msg.id, result }, transfer);
     },

@@ -10,7 +10,7 @@
 import { WeightspaceError, toWeightspaceError } from '../core/errors.js';
 import type { KernelDef, TensorInfo } from '../core/kernel-contract.js';
 import { blocksOf, type Block, type TensorJob } from '../core/plan.js';
-import type { BlockRequest, BlockResult, OutputChunk } from './block-runner.js';
+import type { BlockRequest, BlockResult, OutputChunk, SparsePartial } from './block-runner.js';
 import { BlockRunner } from './block-runner.js';
 import { kernelFor } from './kernels/registry.js';
 
@@ -42,7 +42,7 @@ interface ActiveJob {
   nextBlock: number;
   done: number;
   acc: Float64Array | undefined;
-  readonly partials: Map<number, Float64Array>;
+  readonly partials: Map<number, Float64Array | SparsePartial>;
   nextFold: number;
 }
 
@@ -85,13 +85,16 @@ export async function executeJobs(
     a.done = 0;
     a.nextFold = 0;
     a.partials.clear();
+    let skip = false;
     if (a.pass < a.passes) {
-      const len = a.kernel.partialLength?.(a.pass, a.job.params, a.state, a.info) ?? 0;
+      const k = a.kernel;
+      const len = k.accumulatorLength?.(a.pass, a.job.params, a.state, a.info) ?? k.partialLength?.(a.pass, a.job.params, a.state, a.info) ?? 0;
       a.acc = new Float64Array(len);
+      skip = k.skipPass?.(a.pass, a.job.params, a.state, a.info) ?? false;
     } else {
       a.acc = undefined;
     }
-    if (a.blocks.length === 0 || (a.pass === a.passes && !a.kernel.map)) finishPass(a);
+    if (skip || a.blocks.length === 0 || (a.pass === a.passes && !a.kernel.map)) finishPass(a);
   };
 
   const finishPass = (a: ActiveJob): void => {
@@ -132,12 +135,11 @@ export async function executeJobs(
     progress.bytesWritten += r.bytesWritten;
     if (options.onChunk) for (const c of r.chunks ?? []) await options.onChunk(c);
     if (pass < a.passes) {
-      a.partials.set(block.index, r.partial ?? new Float64Array(0));
+      a.partials.set(block.index, r.sparse ?? r.partial ?? new Float64Array(0));
       while (a.partials.has(a.nextFold)) {
         const p = a.partials.get(a.nextFold)!;
         a.partials.delete(a.nextFold);
-        if (a.kernel.fold) a.kernel.fold(pass, a.acc!, p, a.nextFold);
-        else for (let i = 0; i < p.length; i++) a.acc![i]! += p[i]!;
+        foldPartial(a, pass, p, a.nextFold);
         a.nextFold++;
       }
     }
@@ -189,3 +191,28 @@ export async function executeJobs(
   }
 }
 
+
+let denseScratch = new Float64Array(0);
+
+/** Folds one partial (dense or sparse) into the accumulator: the kernel's fold, or a sum. */
+function foldPartial(a: ActiveJob, pass: number, p: Float64Array | SparsePartial, blockIndex: number): void {
+  const { kernel } = a;
+  const acc = a.acc!;
+  const bySum = !kernel.fold || (kernel.foldsBySum?.(pass, a.job.params, a.info) ?? false);
+  if (p instanceof Float64Array) {
+    if (bySum) for (let i = 0; i < p.length; i++) acc[i]! += p[i]!;
+    else kernel.fold!(pass, acc, p, blockIndex);
+    return;
+  }
+  const { index, values } = p;
+  if (bySum) {
+    for (let k = 0; k < index.length; k++) acc[index[k]!]! += values[k]!;
+    return;
+  }
+  // a custom fold of a sparse partial sees it dense (the scratch is zeroed again afterwards)
+  if (denseScratch.length < p.length) denseScratch = new Float64Array(p.length);
+  const dense = denseScratch.subarray(0, p.length);
+  for (let k = 0; k < index.length; k++) dense[index[k]!] = values[k]!;
+  kernel.fold!(pass, acc, dense, blockIndex);
+  for (let k = 0; k < index.length; k++) dense[index[k]!] = 0;
+}
