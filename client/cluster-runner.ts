@@ -1,10 +1,44 @@
 /**
- * Cluster mode for the CLI: submits a spec to a coordinator and streams its output back.
+ * Cluster mode for the CLI: submits a spec to a coordinator, forwards its events (the
+ * same planned / progress / warning events as embedded mode, so the same progress bar),
+ * and downloads the output to the spec's `out` on this machine, exactly where and as
+ * embedded mode would write it. Ctrl-C cancels the job on the cluster.
  */
-import { WeightspaceError } from '../core/errors.js';
 import type { JobSpec } from '../core/job-spec.js';
 import type { JobEvent, JobResult } from './job-events.js';
+import { checkOutputDestination } from './output-download.js';
+import { WeightspaceClient } from './weightspace-client.js';
 
-export async function runOnCluster(address: string, _spec: JobSpec, _options: { onEvent?: (e: JobEvent) => void }): Promise<JobResult> {
-  throw new WeightspaceError('cluster-unavailable', `cannot submit to ${address}: cluster mode is not part of this build yet`);
+export async function runOnCluster(address: string, spec: JobSpec, options: { onEvent?: (e: JobEvent) => void }): Promise<JobResult> {
+  const started = performance.now();
+  const { out, force } = spec as { out?: string; force?: boolean };
+  if (out !== undefined) checkOutputDestination(out, force ?? false);
+  const client = await WeightspaceClient.connect(address);
+  const onSigint = (): void => {
+    void job?.cancel().catch(() => undefined);
+  };
+  let job: Awaited<ReturnType<WeightspaceClient['submit']>> | undefined;
+  try {
+    job = await client.submit(spec);
+    process.once('SIGINT', onSigint);
+    // the download starts now: finished tasks' bytes come while the job runs
+    const downloading = out !== undefined ? job.download(out, { force: force ?? false }) : undefined;
+    downloading?.catch(() => undefined);
+    for await (const e of job.events) {
+      if (e.type === 'planned' || e.type === 'progress' || e.type === 'warning') options.onEvent?.(e);
+    }
+    const result = await job.result();
+    const downloaded = downloading ? await downloading : undefined;
+    return {
+      op: result.op,
+      outputs: downloaded?.outputs ?? [],
+      ...(result.report !== undefined ? { report: result.report } : {}),
+      seconds: (performance.now() - started) / 1000,
+      bytesRead: result.bytesRead,
+      bytesWritten: result.bytesWritten,
+    };
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    client.close();
+  }
 }

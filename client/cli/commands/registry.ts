@@ -1,5 +1,7 @@
 /** Every CLI command, by name, filled explicitly. */
 import type { Command } from '../command.js';
+import { clusterCommand } from './cluster.js';
+import { coordinatorCommand } from './coordinator.js';
 import { demoCommand } from './demo.js';
 import { diffCommand } from './diff.js';
 import { evalCommand } from './eval.js';
@@ -14,6 +16,7 @@ import { inspectCommand } from './inspect.js';
 import { runCommand } from './run.js';
 import { steerCommand } from './steer.js';
 import { synthCommand } from './synth.js';
+import { workerCommand } from './worker.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -30,4 +33,7 @@ export const COMMANDS: readonly Command[] = [
   analyzeCommand,
   loraCommand,
   runCommand,
+  coordinatorCommand,
+  workerCommand,
+  clusterCommand,
 ];

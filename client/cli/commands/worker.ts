@@ -1,0 +1,67 @@
+import { availableParallelism } from 'node:os';
+import { WeightspaceError } from '../../../core/errors.js';
+import { WorkerNode } from '../../../worker/worker-node.js';
+import type { Command } from '../command.js';
+import { int, str } from '../spec-options.js';
+import { SERVER_OPTIONS_HELP, releaseProcess, serverLogger, untilStopRequested } from './server-lifecycle.js';
+
+/** TEST ONLY: milliseconds a worker sleeps before each block, so tests can act in the middle of a job. */
+export const TEST_BLOCK_DELAY_ENV = 'WEIGHTSPACE_TEST_BLOCK_DELAY_MS';
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'run a cluster worker (computes layer tasks for a coordinator)',
+  usage: `worker --nats URL [--port 7071] [--threads N] [--roots DIR,...] [--advertise HOST:PORT]
+
+Registers in NATS with its capacity and a heartbeat every second, reads its tasks' input
+byte ranges straight from storage (local paths under --roots, or http(s) URLs), computes
+with the same kernels as embedded mode and streams the output back. SIGTERM drains: no
+new tasks, running ones finish, then it deregisters and exits 0.
+
+  --nats URL           nats-server with JetStream
+  --port P             gRPC port (default 7071; 0 picks a free one)
+  --host H             address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
+  --advertise H:P      address the coordinator dials (default HOST:PORT as bound)
+  --threads N          kernel threads (default: all cores)
+  --max-tasks N        tasks run at once, sharing the threads (default 2)
+  --roots DIRS         comma-separated directories tasks may read (default /: anything)
+${SERVER_OPTIONS_HELP}`,
+  options: {
+    nats: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    advertise: { type: 'string' },
+    threads: { type: 'string' },
+    'max-tasks': { type: 'string' },
+    roots: { type: 'string' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+    'parent-lifeline': { type: 'boolean' },
+  },
+  async run(args) {
+    if (args.positionals.length > 0) throw new WeightspaceError('usage', 'worker takes no positional arguments');
+    const natsUrl = str(args, 'nats') ?? process.env['WEIGHTSPACE_NATS'];
+    if (!natsUrl) throw new WeightspaceError('usage', 'missing --nats URL');
+    const delay = Number(process.env[TEST_BLOCK_DELAY_ENV] ?? 0);
+    const advertise = str(args, 'advertise');
+    const logger = serverLogger(args, 'worker');
+    const stop = untilStopRequested(args.values['parent-lifeline'] === true);
+    if (delay > 0) logger.warn({ delayMs: delay }, `${TEST_BLOCK_DELAY_ENV} is set: every block is slowed down (test only)`);
+    const node = await WorkerNode.start({
+      host: str(args, 'host') ?? '127.0.0.1',
+      port: int(args, 'port') ?? 7071,
+      ...(advertise ? { advertise } : {}),
+      natsUrl,
+      threads: int(args, 'threads') ?? availableParallelism(),
+      maxTasks: int(args, 'max-tasks') ?? 2,
+      roots: (str(args, 'roots') ?? '/').split(',').map((r) => r.trim()).filter((r) => r.length > 0),
+      ...(Number.isFinite(delay) && delay > 0 ? { blockDelayMs: delay } : {}),
+      logger,
+    });
+    const why = await stop;
+    logger.info({ why }, 'worker stopping');
+    await node.drain();
+    releaseProcess();
+    return 0;
+  },
+};

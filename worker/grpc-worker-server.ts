@@ -1,0 +1,64 @@
+/**
+ * The Worker gRPC service: thin handlers that decode, call the TaskService, and encode.
+ * ExecuteTask streams a task's chunks with backpressure (a full stream pauses the
+ * executor) and stops dispatching blocks as soon as the coordinator cancels the call.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { HealthImplementation } from 'grpc-health-check';
+import { toServiceError } from '../core/cluster/grpc-errors.js';
+import { SERVER_OPTIONS, WORKER_SERVICE, weightspaceProto } from '../core/cluster/proto.js';
+import { addHealthAndReflection, bindServer, callSignal, writeMessage } from '../core/cluster/server-support.js';
+import type { CapacityReply, ExecuteTaskRequest } from '../core/cluster/wire-messages.js';
+import { WeightspaceError } from '../core/errors.js';
+import type { LayerTask } from '../core/plan.js';
+import type { TaskMessageOut, TaskService } from './task-service.js';
+
+export interface WorkerServer {
+  readonly server: grpc.Server;
+  readonly port: number;
+  readonly health: HealthImplementation;
+}
+
+function decodeTask(req: ExecuteTaskRequest): LayerTask {
+  try {
+    return JSON.parse(req.taskJson) as LayerTask;
+  } catch (err) {
+    throw new WeightspaceError('cluster-protocol', `task of job '${req.jobId}' is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function executeTask(service: TaskService, call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut>): Promise<void> {
+  const ac = callSignal(call);
+  try {
+    const task = decodeTask(call.request);
+    await service.run(task, {
+      send: (msg) => writeMessage(call, msg, ac.signal),
+      offer: (msg) => {
+        if (!ac.signal.aborted) call.write(msg);
+      },
+    }, ac.signal);
+    if (!ac.signal.aborted) call.end();
+  } catch (err) {
+    // a cancelled call has no one to tell
+    if (!ac.signal.aborted) call.emit('error', Object.assign(new Error('task failed'), toServiceError(err)));
+  }
+}
+
+export async function startWorkerServer(service: TaskService, options: { host: string; port: number; workerId: () => string }): Promise<WorkerServer> {
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(weightspaceProto().workerService, {
+    ExecuteTask: (call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut>) => void executeTask(service, call),
+    Capacity: (_call: grpc.ServerUnaryCall<unknown, CapacityReply>, callback: grpc.sendUnaryData<CapacityReply>) => {
+      callback(null, {
+        workerId: options.workerId(),
+        threads: service.options.threads,
+        maxTasks: service.options.maxTasks,
+        runningTasks: service.running,
+        state: service.state === 'ready' ? 'ready' : 'draining',
+      });
+    },
+  });
+  const health = addHealthAndReflection(server, WORKER_SERVICE);
+  const port = await bindServer(server, options.host, options.port);
+  return { server, port, health };
+}
