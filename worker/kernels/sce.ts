@@ -77,7 +77,7 @@ export const sceKernel: KernelDef<SceParams, SceState> = {
   doc: 'out = θ₀ + Σ wᵢ·m·δᵢ[agree]/Σ wᵢ[agree], m = top-τ variance mask, wᵢ ∝ mean((m·δᵢ)²) (mergekit sce)',
   passes: (params) => selectPassesOf(params) + 1,
   partialLength(pass, params) {
-    if (pass < selectPassesOf(params)) return selectPartialLength(pass, PROVISIONAL, 1);
+    if (pass < selectPassesOf(params)) return selectPartialLength(pass, PROVISIONAL);
     return params.models;
   },
   accumulatorLength(pass, params, state) {

@@ -82,7 +82,7 @@ export function needsSelect(cuts: readonly Cut[], n: number): boolean {
   return cuts.some((c) => c.rank > 0 && c.rank < n);
 }
 
-export function selectPartialLength(pass: number, cuts: readonly Cut[], sources: number): number {
+export function selectPartialLength(pass: number, cuts: readonly Cut[]): number {
   if (pass === 0 || pass === 1) return 0; // the reducer returns its own compact partial (selectTake)
   if (pass === 2) return cuts.length * LO_BUCKETS;
   return cuts.length * 4;
@@ -103,7 +103,7 @@ function candidateOffsets(state: SelectState): number[] {
 export function selectAccumulatorLength(pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined): number {
   if (pass === 0) return sources * HI_BUCKETS;
   if (pass === 1) return state ? candidateOffsets(state)[cuts.length]! : 0;
-  return selectPartialLength(pass, cuts, sources);
+  return selectPartialLength(pass, cuts);
 }
 
 /** Passes no cut needs are skipped: pass 1 without candidate cuts, passes 2–3 without counting cuts. */

@@ -192,7 +192,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
 
   partialLength(pass, params, _state, info) {
     const plan = planOf(params, info.numel);
-    if (pass < plan.selectPasses) return selectPartialLength(pass, plan.cuts, params.weights.length);
+    if (pass < plan.selectPasses) return selectPartialLength(pass, plan.cuts);
     return 2 * params.weights.length;
   },
 
