@@ -1,8 +1,9 @@
 /**
  * Shared tools of the benchmarks: the I/O floor (read the inputs, write one output of the
  * same size, nothing else), running the real CLI with peak-RSS measurement, and printing.
- * Timings on a shared machine are noisy (±30%), so every ratio compares runs of the same
- * process, interleaved, and the best of each is used.
+ * Timings here are noisy (the floor itself moves by half between minutes, with the page
+ * cache's writeback), so each run is paired with a floor measured just before it, and the
+ * median of the per-pair ratios is reported.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -67,4 +68,47 @@ export function ensureModel(dir: string, args: readonly string[]): void {
 
 export function row(label: string, cells: Record<string, string | number>): string {
   return `${label.padEnd(34)} ${Object.entries(cells).map(([k, v]) => `${k}=${typeof v === 'number' ? v.toFixed(2) : v}`).join('  ')}`;
+}
+
+export interface FloorComparison {
+  readonly name: string;
+  readonly gbPerInput: number;
+  /** median of the per-pair ratios run / floor */
+  readonly ratio: number;
+  readonly ratios: readonly number[];
+  readonly floorSeconds: number;
+  readonly seconds: number;
+  readonly maxRssMB: number;
+}
+
+/**
+ * Runs `weightspace ARGS --out OUT` `reps` times, each right after an I/O floor over `inputs`
+ * with an output of `outBytes`; returns the median ratio and the medians of both times.
+ */
+export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = 3): FloorComparison {
+  const floors: number[] = [];
+  const runs: number[] = [];
+  let rss = 0;
+  for (let r = 0; r < reps; r++) {
+    floors.push(ioFloor(inputs, `${out}.floor.bin`, outBytes));
+    rmSync(out, { recursive: true, force: true });
+    const t = timedCli([...args, '--out', out]);
+    runs.push(t.seconds);
+    rss = Math.max(rss, t.maxRssMB);
+  }
+  rmSync(out, { recursive: true, force: true });
+  const ratios = runs.map((t, i) => t / floors[i]!);
+  return { name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss };
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function printComparison(c: FloorComparison): void {
+  console.log(row(`  ${c.name} (${c.gbPerInput.toFixed(2)} GB × 3)`, {
+    floor_s: c.floorSeconds, run_s: c.seconds, ratio: c.ratio, ratios: c.ratios.map((r) => r.toFixed(2)).join('/'), peak_rss_MB: c.maxRssMB,
+  }));
 }

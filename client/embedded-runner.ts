@@ -44,6 +44,10 @@ export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}):
     pool = await ThreadPool.create(options.threads ?? availableParallelism());
     const results = await executeJobs(jobs, pool, {
       ...(assembler ? { outputDirs: assembler.outputDirs } : {}),
+      // a finished tensor's bytes are final: its shards' hashes advance while the rest computes
+      onJobDone: (job) => {
+        for (const o of job.outputs) if (o.nbytes !== undefined) assembler?.written(o.output, o.file, o.offset, o.nbytes);
+      },
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => {
         last = p;

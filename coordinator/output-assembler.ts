@@ -14,6 +14,7 @@ import { INDEX_FILE } from '../core/checkpoint.js';
 import { WeightspaceError, q } from '../core/errors.js';
 import type { OutputPlan, Plan } from '../core/plan.js';
 import { VERSION } from '../core/version.js';
+import { ProgressiveHash } from './progressive-hash.js';
 
 /** Non-weight files copied from the base: config, generation config, tokenizer. */
 const COPIED_FILE = /^(config\.json|generation_config\.json|tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|.*\.tiktoken|spiece\.model)$/;
@@ -37,6 +38,8 @@ export interface FinishedOutput {
 export class OutputAssembler {
   private finished = false;
   private readonly fds = new Map<string, number>();
+  /** per shard path: its sha256, computed as its bytes complete */
+  private readonly hashes = new Map<string, ProgressiveHash>();
 
   private constructor(
     readonly plan: Plan,
@@ -119,6 +122,26 @@ export class OutputAssembler {
     }
     let done = 0;
     while (done < chunk.bytes.length) done += writeSync(fd, chunk.bytes, done, chunk.bytes.length - done, chunk.offset + done);
+    this.written(chunk.output, chunk.file, chunk.offset, chunk.bytes.length);
+  }
+
+  /**
+   * Records that a byte range of a shard holds its final bytes (written by a thread, or a
+   * chunk): the shard's sha256 advances over what became contiguous while the job runs.
+   */
+  written(output: number, file: string, offset: number, length: number): void {
+    const o = this.plan.outputs[output];
+    const shard = o?.shards.find((s) => s.file === file);
+    if (!o || !shard) return;
+    const path = join(this.tmp, o.subdir, file);
+    let h = this.hashes.get(path);
+    if (!h) {
+      h = new ProgressiveHash(path, shard.size);
+      this.hashes.set(path, h);
+      // the header was written at prepare
+      h.written(0, Buffer.from(shard.headerBase64, 'base64').length);
+    }
+    h.written(offset, length);
   }
 
   /**
@@ -132,7 +155,11 @@ export class OutputAssembler {
       for (const o of this.plan.outputs) {
         const dir = join(this.tmp, o.subdir);
         const shards: ShardDigest[] = [];
-        for (const s of o.shards) shards.push({ file: s.file, sha256: await sha256File(join(dir, s.file)), size: s.size });
+        for (const s of o.shards) {
+          const path = join(dir, s.file);
+          const h = this.hashes.get(path) ?? new ProgressiveHash(path, s.size);
+          shards.push({ file: s.file, sha256: h.digest(), size: s.size });
+        }
         if (o.index) writeFileSync(join(dir, INDEX_FILE), o.index);
         await copyNonWeightFiles(o, dir);
         for (const [name, content] of Object.entries(o.extraFiles)) writeFileSync(join(dir, name), content);
@@ -171,6 +198,7 @@ export class OutputAssembler {
   }
 
   private closeFds(): void {
+    for (const h of this.hashes.values()) h.close();
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
   }

@@ -143,7 +143,7 @@ export function buildPlan(args: PlanArgs): Plan {
   const jobs: TensorJob[] = args.tensors.map((t, id) => {
     const outs: OutputRef[] = (t.outputs ?? allOutputs).map((oi) => {
       const p = layouts[oi]!.placement.get(t.name)!;
-      return { output: oi, file: p.file, offset: p.offset, dtype: t.dtype };
+      return { output: oi, file: p.file, offset: p.offset, dtype: t.dtype, nbytes: p.nbytes };
     });
     return { id, name: t.name, shape: [...t.shape], kernel: t.kernel, params: t.params, inputs: t.inputs, outputs: outs };
   });

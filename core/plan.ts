@@ -40,6 +40,8 @@ export interface OutputRef {
   /** absolute byte offset inside the shard */
   readonly offset: number;
   readonly dtype: DType;
+  /** bytes of this output tensor (its own shape, which may differ from the job's) */
+  readonly nbytes?: number;
 }
 
 export interface TensorJob {
