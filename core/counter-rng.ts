@@ -10,6 +10,8 @@
  * A uniform is word · 2⁻³² ∈ [0, 1).
  */
 
+import { fmix32, fnv1a } from './hash32.js';
+
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
@@ -57,17 +59,7 @@ export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: n
 
 /** A 32-bit key for a tensor name: FNV-1a over its UTF-16 code units, then a murmur3 finaliser. */
 export function tensorKey(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(fnv1a(name));
 }
 
 function seedWords(seed: number): [number, number] {

@@ -1,3 +1,4 @@
+import { fmix32 } from '../../core/hash32.js';
 import type { KernelDef } from '../../core/kernel-contract.js';
 
 export interface SynthParams {
@@ -41,13 +42,8 @@ const SQRT6_OVER_65535 = Math.sqrt(6) / 65535;
 
 /** A hash of (key, i) split into two 16-bit uniforms whose sum − 65535 is triangular on (−65535, 65535), variance 65535²/6. */
 export function triangular(key: number, i: number): number {
-  let h = Math.imul((i ^ key) >>> 0, 0x9e3779b1) ^ Math.imul((i / 4294967296) | 0, 0x85ebca77);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return (h & 0xffff) + ((h >>> 16) & 0xffff) - 65535;
+  const h = fmix32(Math.imul((i ^ key) >>> 0, 0x9e3779b1) ^ Math.imul((i / 4294967296) | 0, 0x85ebca77));
+  return (h & 0xffff) + (h >>> 16) - 65535;
 }
 
 /** x + std/√R · U Vᵀ for rows [r0, r0+rows): U[r, k] and V[c, k] are noise streams of their own. */

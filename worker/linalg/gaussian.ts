@@ -5,26 +5,10 @@
  * normal. Statistical quality needed here is modest (a Gaussian test matrix for a range
  * finder), reproducibility is what matters.
  */
-
-function fmix32(h0: number): number {
-  let h = h0 >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { fmix32, fnv1a } from '../../core/hash32.js';
 
 /** FNV-1a over the UTF-16 code units of a string. */
-export function hashKey(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+export const hashKey = fnv1a;
 
 /** Fills `out` with N(0, 1) draws number 0..out.length-1 of the stream (seed, key). */
 export function fillGaussian(out: Float64Array | Float32Array, seed: number, key: string): void {
