@@ -7,12 +7,9 @@
  */
 import { fmix32, fnv1a } from '../../core/hash32.js';
 
-/** FNV-1a over the UTF-16 code units of a string. */
-export const hashKey = fnv1a;
-
 /** Fills `out` with N(0, 1) draws number 0..out.length-1 of the stream (seed, key). */
 export function fillGaussian(out: Float64Array | Float32Array, seed: number, key: string): void {
-  const k = fmix32(hashKey(key) ^ fmix32(seed + 0x9e3779b9));
+  const k = fmix32(fnv1a(key) ^ fmix32(seed + 0x9e3779b9));
   for (let i = 0; i < out.length; i += 2) {
     const c = Math.floor(i / 2);
     const a = fmix32(k ^ fmix32(2 * c + 1));
