@@ -186,8 +186,20 @@ export function decodeBlock(dtype: FloatDType, src: Uint8Array, dst: Float32Arra
       return;
     }
     case 'BF16': {
-      const s = aligned16(src, n);
       const d = new Uint32Array(dst.buffer, dst.byteOffset, n);
+      if (src.byteOffset % 4 === 0) {
+        // two bf16 per 32-bit load (little-endian: the first value is the low half)
+        const half = n >>> 1;
+        const w = new Uint32Array(src.buffer, src.byteOffset, half);
+        for (let k = 0, i = 0; k < half; k++, i += 2) {
+          const x = w[k]!;
+          d[i] = x << 16;
+          d[i + 1] = x & 0xffff0000;
+        }
+        if (n & 1) d[n - 1] = (src[2 * n - 2]! | (src[2 * n - 1]! << 8)) << 16;
+        return;
+      }
+      const s = aligned16(src, n);
       for (let i = 0; i < n; i++) d[i] = s[i]! << 16;
       return;
     }

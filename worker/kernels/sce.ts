@@ -63,7 +63,7 @@ function prepare(inputs: readonly Float32Array[], models: number, n: number, wit
 /** The variance mask of a block (1: position kept), or all ones without selection. */
 function varianceMask(p: SceParams, state: SceState | undefined, block: { blockIndex: number; start: number }, n: number): void {
   if (selectPassesOf(p) === 0) mask.fill(1, 0, n);
-  else aboveCut(state!.select!, 0, varianceBits, n, block.blockIndex, mask, block.start);
+  else aboveCut(state!.select!, 0, varianceBits, n, block.blockIndex, mask);
 }
 
 /**
@@ -93,7 +93,7 @@ export const sceKernel: KernelDef<SceParams, SceState> = {
     prepare(inputs, params.models, n, selectPassesOf(params) > 0);
     if (selecting) {
       const sel = state?.select ?? initSelect(PROVISIONAL, numelOf(block.shape));
-      selectReduce(pass, PROVISIONAL, sel, [varianceBits], n, partial, block.start);
+      selectReduce(pass, PROVISIONAL, sel, [varianceBits], n, partial);
       if (pass === 0) {
         // the histogram's (bucket, count) pairs, and one more pair: the zero variances, in their own slot
         let zeros = 0;

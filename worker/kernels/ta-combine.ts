@@ -127,3 +127,92 @@ export function combine(a: CombineArgs): void {
     out[j] = base[j]! + lambda * (norm ? mixed[j]! / (d === 0 ? 1 : d) : mixed[j]!);
   }
 }
+
+export interface ThinnedSumArgs {
+  /** base, then the models: δᵢ = f32(xᵢ − base) */
+  readonly inputs: readonly Float32Array[];
+  /** fᵢ = wᵢ·sᵢ, the weight and rescale of model i */
+  readonly factors: readonly number[];
+  /** model i keeps δ iff |δ|'s f32 bits exceed thᵢ (−1: all; T − 1 or T: above a cut, ties in or out) */
+  readonly thresholds: readonly number[];
+  readonly weights: readonly number[];
+  readonly out: Float32Array;
+  readonly n: number;
+  readonly normalize: boolean;
+  readonly lambda: number;
+}
+
+const KEY_MASK = 0x7fffffff;
+// the f32 bits of the block's δs at one position, by a store and a load (no δ arrays)
+const dv = new Float32Array(3);
+const dvBits = new Uint32Array(dv.buffer);
+// the divisor for each agreement pattern k = Σ kᵢ·2ⁱ: Σ wᵢ·kᵢ, 1 where that is 0 (computed as combine does)
+const divisors = new Float64Array(8);
+
+function fillDivisors(weights: readonly number[], m: number): void {
+  for (let k = 0; k < 1 << m; k++) {
+    let dw = weights[0]! * (k & 1);
+    for (let i = 1; i < m; i++) dw += weights[i]! * ((k >> i) & 1);
+    divisors[k] = dw + +(dw === 0);
+  }
+}
+
+/**
+ * TIES' whole map in one loop, for two or three models with sum consensus: per element, δᵢ,
+ * vᵢ = f32(fᵢ·δᵢ·[|δᵢ| above the cut]), then `combine`'s sign election and sum, with the same
+ * f32 roundings and the same operations in the same order, so the same bytes as thinning each
+ * vector and then calling `combine`. Returns false (nothing written) for other model counts.
+ */
+export function combineThinnedSum(a: ThinnedSumArgs): boolean {
+  const { inputs, factors, thresholds, weights, out, n, lambda } = a;
+  const m = inputs.length - 1;
+  const base = inputs[0]!;
+  const norm = a.normalize;
+  const d = dv;
+  const u = dvBits;
+  const dt = divisors;
+  if (m === 2 || m === 3) fillDivisors(weights, m);
+  if (m === 2) {
+    const x0 = inputs[1]!, x1 = inputs[2]!;
+    const f0 = factors[0]!, f1 = factors[1]!;
+    const t0 = thresholds[0]!, t1 = thresholds[1]!;
+    for (let j = 0; j < n; j++) {
+      const b = base[j]!;
+      d[0] = x0[j]! - b;
+      d[1] = x1[j]! - b;
+      // (thᵢ − key) >>> 31 is 1 exactly when key > thᵢ (both below 2³¹)
+      const x = Math.fround(f0 * d[0]! * ((t0 - (u[0]! & KEY_MASK)) >>> 31));
+      const y = Math.fround(f1 * d[1]! * ((t1 - (u[1]! & KEY_MASK)) >>> 31));
+      const p = +(x + y >= 0);
+      const nx = +(x < 0), ny = +(y < 0);
+      const kx = nx + p * (+(x > 0) - nx);
+      const ky = ny + p * (+(y > 0) - ny);
+      const s = x * kx + y * ky;
+      out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky]!) : b + lambda * s;
+    }
+    return true;
+  }
+  if (m === 3) {
+    const x0 = inputs[1]!, x1 = inputs[2]!, x2 = inputs[3]!;
+    const f0 = factors[0]!, f1 = factors[1]!, f2 = factors[2]!;
+    const t0 = thresholds[0]!, t1 = thresholds[1]!, t2 = thresholds[2]!;
+    for (let j = 0; j < n; j++) {
+      const b = base[j]!;
+      d[0] = x0[j]! - b;
+      d[1] = x1[j]! - b;
+      d[2] = x2[j]! - b;
+      const x = Math.fround(f0 * d[0]! * ((t0 - (u[0]! & KEY_MASK)) >>> 31));
+      const y = Math.fround(f1 * d[1]! * ((t1 - (u[1]! & KEY_MASK)) >>> 31));
+      const z = Math.fround(f2 * d[2]! * ((t2 - (u[2]! & KEY_MASK)) >>> 31));
+      const p = +(x + y + z >= 0);
+      const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
+      const kx = nx + p * (+(x > 0) - nx);
+      const ky = ny + p * (+(y > 0) - ny);
+      const kz = nz + p * (+(z > 0) - nz);
+      const s = x * kx + y * ky + z * kz;
+      out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky + 4 * kz]!) : b + lambda * s;
+    }
+    return true;
+  }
+  return false;
+}

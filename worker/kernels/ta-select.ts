@@ -10,18 +10,21 @@
  *
  *   pass 0  histogram of the high 16 bits              → T's bucket, how many to take in it, and
  *                                                        how many keys the bucket holds (C)
- *   pass 1  the bucket's keys with their flat indices   → T exactly and the flat index of the last
- *           (when C ≤ candidateCap: the usual case,       key equal to T above the cut
- *           about 0.2% of a tensor), appended in block order
- *   fallback, only for cuts whose bucket is crowded (C > candidateCap, e.g. many equal keys):
- *   pass 2  histogram of the low 15 bits in that bucket → T exactly, m = how many keys equal to T are above
+ *   pass 1  per block, the bucket's distinct low 15 bits → T exactly, m = how many keys equal to T
+ *           with their counts, appended in block order     are above, the block holding the m-th of
+ *           (a few dozen pairs a block, however many        them and how many of them it keeps
+ *           keys tie: BF16 deltas tie at the cut by the
+ *           thousand)
+ *   fallback, only for cuts whose records overflow the accumulator's room (more than
+ *   candidateCap / 2 pairs in all, e.g. f32 keys spread over a crowded bucket):
+ *   pass 2  histogram of the low 15 bits in that bucket → T exactly, m
  *   pass 3  count of keys equal to T per block, folded in block order → the block holding the m-th
  *           of them, and how many of them that block keeps
  *
  * so an element is above the cut iff key > T, or key = T and it is among the first m such in flat
  * order. Passes a cut does not need are skipped (no block is read), so the usual case reads the
  * inputs twice before the map. Each pass is O(n); a block sends only the histogram buckets it
- * touched and its candidates, folded (added, appended) in block order, so the result does not
+ * touched and its records, folded (added, appended) in block order, so the result does not
  * depend on which thread ran which block.
  */
 import { WeightspaceError } from '../../core/errors.js';
@@ -34,7 +37,11 @@ const LO_BUCKETS = 1 << 15;
 const LO_MASK = LO_BUCKETS - 1;
 const KEY_MASK = 0x7fffffff;
 
-/** Tunables (tests lower candidateCap to exercise the counting fallback). */
+/**
+ * Tunables (tests lower candidateCap to exercise the counting fallback). A cut's pass-1 records
+ * get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
+ * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
+ */
 export const SELECT_LIMITS = { candidateCap: 1 << 18 };
 
 /** A cut: the `rank` first elements (in key order) of key source `source`. */
@@ -52,12 +59,12 @@ export interface SelectState {
   readonly t: number[];
   /** keys still to take from the current bucket (after pass 0), then from those equal to T (after pass 2) */
   readonly need: number[];
-  /** after pass 0: keys in T's bucket, and whether the cut resolves by candidates ('cand') or counts ('count') */
+  /** after pass 0: keys in T's bucket, and whether the cut resolves by pass 1's records ('cand') or counts ('count') */
   readonly bucketCount: number[];
   readonly mode: ('cand' | 'count')[];
-  /** after pass 1 ('cand'): flat index of the last key equal to T above the cut */
-  readonly cutIndex: number[];
-  /** after pass 3 ('count'): the block holding the last tie above the cut, and how many ties it keeps */
+  /** after pass 0 ('cand'): accumulator slots for the cut's pass-1 records */
+  readonly room: number[];
+  /** after pass 1 ('cand') or 3 ('count'): the block holding the last tie above the cut, and how many ties it keeps */
   readonly tieBlock: number[];
   readonly tieRank: number[];
 }
@@ -71,7 +78,7 @@ export function initSelect(cuts: readonly Cut[], n: number): SelectState {
     need: cuts.map((c) => c.rank),
     bucketCount: cuts.map(() => 0),
     mode: cuts.map(() => 'count'),
-    cutIndex: cuts.map(() => -1),
+    room: cuts.map(() => 0),
     tieBlock: cuts.map(() => -1),
     tieRank: cuts.map(() => 0),
   };
@@ -88,13 +95,16 @@ export function selectPartialLength(pass: number, cuts: readonly Cut[]): number 
   return cuts.length * 4;
 }
 
-/** Where each candidate-mode cut's list starts in pass 1's accumulator: [count, (key, index)…]. */
+/**
+ * Where each candidate-mode cut's region starts in pass 1's accumulator: [used (−1: overflowed),
+ * records…], a record being [block index, k, (low bits, count)×k] for a block with k > 0.
+ */
 function candidateOffsets(state: SelectState): number[] {
   const offs: number[] = [];
   let o = 0;
   for (let c = 0; c < state.kind.length; c++) {
     offs.push(o);
-    if (state.kind[c] === 'cut' && state.mode[c] === 'cand') o += 1 + 2 * state.bucketCount[c]!;
+    if (state.kind[c] === 'cut' && state.mode[c] === 'cand') o += 1 + state.room[c]!;
   }
   offs.push(o);
   return offs;
@@ -132,29 +142,46 @@ function histScratch(sources: number): void {
   }
 }
 
-// pass 1's growing candidate list for the block being reduced: records [offset, count, (key, index)…]
-let cand = new Float64Array(1 << 12);
-let candLen = 0;
-let candCut = -1;
-let candCountAt = -1;
+// pass 1's histograms of the low bits in T's bucket for the block being reduced, one per cut, and
+// the entries each touched; the cuts seen in the block, in order, with their region and room
+let loHist = new Uint32Array(0);
+let loTouched = new Int32Array(0);
+const loCount: number[] = [];
+const candCuts: number[] = [];
+const candOff: number[] = [];
+const candRoom: number[] = [];
 
-function candPush(x: number): void {
-  if (candLen === cand.length) {
-    const next = new Float64Array(cand.length * 2);
-    next.set(cand);
-    cand = next;
+function candScratch(cuts: number): void {
+  if (loHist.length < cuts * LO_BUCKETS) {
+    loHist = new Uint32Array(cuts * LO_BUCKETS);
+    loTouched = new Int32Array(cuts * LO_BUCKETS);
   }
-  cand[candLen++] = x;
+  while (loCount.length < cuts) loCount.push(0);
 }
 
+/** Registers cut c in the block's pass-1 record list (once per block: chunks of a block add to the same record). */
+function candBegin(state: SelectState, c: number, offs: readonly number[]): void {
+  if (candCuts.includes(c)) return;
+  candCuts.push(c);
+  candOff[c] = offs[c]!;
+  candRoom[c] = state.room[c]!;
+  loCount[c] = 0;
+}
+
+// the f32 bits of one δ: a store and a load, no array of δ
+const one = new Float32Array(1);
+const oneBits = new Uint32Array(one.buffer);
+const two = new Float32Array(2);
+const twoBits = new Uint32Array(two.buffer);
+
 /**
- * Adds a run of elements starting at flat index `start` to the block's partial for select pass
- * `pass` (a block may be given in chunks, in order). `keys[s]` holds the f32 bits of source s's
+ * Adds a run of a block's elements to its partial for select pass `pass` (a block may be given
+ * in chunks, in order). `keys[s]` holds the f32 bits of source s's
  * keys (the sign bit is ignored, so raw δ bits give |δ|). Passes 0 and 1 collect into scratch
  * that `selectTake` hands over at the end of the block.
  */
 export function selectReduce(
-  pass: number, cuts: readonly Cut[], state: SelectState, keys: readonly Uint32Array[], n: number, partial: Float64Array, start = 0,
+  pass: number, cuts: readonly Cut[], state: SelectState, keys: readonly Uint32Array[], n: number, partial: Float64Array,
 ): void {
   if (pass === 0) {
     // one histogram per source that any live cut reads
@@ -174,27 +201,24 @@ export function selectReduce(
   }
   if (pass === 1) {
     const offs = candidateOffsets(state);
+    candScratch(cuts.length);
     for (let c = 0; c < cuts.length; c++) {
       if (state.kind[c] !== 'cut' || state.mode[c] !== 'cand') continue;
+      candBegin(state, c, offs);
       const k = keys[cuts[c]!.source]!;
       const t = state.t[c]!;
-      if (candCut !== c) {
-        // a new record for this cut (chunks of one block append to the same record in turn)
-        candPush(offs[c]!);
-        candCountAt = candLen;
-        candPush(0);
-        candCut = c;
-      }
-      let found = 0;
+      const h = loHist;
+      const tc = loTouched;
+      const off = c * LO_BUCKETS;
+      let nt = loCount[c]!;
       for (let j = 0; j < n; j++) {
         const key = k[j]! & KEY_MASK;
         if (key >>> HI_SHIFT === t) {
-          candPush(key & LO_MASK);
-          candPush(start + j);
-          found++;
+          const b = off + (key & LO_MASK);
+          if (h[b]!++ === 0) tc[off + nt++] = b;
         }
       }
-      cand[candCountAt] = cand[candCountAt]! + found;
+      loCount[c] = nt;
     }
     return;
   }
@@ -236,17 +260,144 @@ export function selectTake(pass: number): Float64Array | undefined {
     return out;
   }
   if (pass === 1) {
-    const out = cand.slice(0, candLen);
-    candLen = 0;
-    candCut = -1;
+    // per cut seen: [region offset, room, k, (low bits, count)×k]
+    let len = 0;
+    for (const c of candCuts) len += 3 + 2 * loCount[c]!;
+    const out = new Float64Array(len);
+    let o = 0;
+    for (const c of candCuts) {
+      const k = loCount[c]!;
+      const off = c * LO_BUCKETS;
+      out[o++] = candOff[c]!;
+      out[o++] = candRoom[c]!;
+      out[o++] = k;
+      for (let i = 0; i < k; i++) {
+        const b = loTouched[off + i]!;
+        out[o++] = b - off;
+        out[o++] = loHist[b]!;
+        loHist[b] = 0;
+      }
+      loCount[c] = 0;
+    }
+    candCuts.length = 0;
     return out;
   }
   return undefined;
 }
 
 /**
- * Folds one block's partial, in block order. Pass 0 adds its (bucket, count) pairs, pass 2 sums. Pass 1 appends each record's
- * candidates to its cut's list. Pass 3 finds the block where the m-th tie lies; fold sees no
+ * selectReduce for passes 0 and 1 with keys |δₛ|, δₛ = f32(xₛ − base), computed as they are
+ * read (no δ array): `inputs` are [base, x₀, x₁, …], source s being xₛ. Passes 2 and 3 (the rare
+ * fallback) take key arrays through selectReduce.
+ */
+export function selectReduceDeltas(
+  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number,
+): void {
+  const base = inputs[0]!;
+  if (pass === 0) {
+    const sources = inputs.length - 1;
+    histScratch(sources);
+    const live: boolean[] = [];
+    for (let s = 0; s < sources; s++) live.push(cuts.some((c, i) => c.source === s && state.kind[i] === 'cut'));
+    if (sources === 2 && live[0] && live[1]) {
+      // both models in one loop: the base is read once
+      nTouched = histDeltas2(base, inputs[1]!, inputs[2]!, n, hist, touched, nTouched);
+      return;
+    }
+    for (let s = 0; s < sources; s++) {
+      if (live[s]) nTouched = histDeltas(base, inputs[s + 1]!, n, s * HI_BUCKETS, hist, touched, nTouched);
+    }
+    return;
+  }
+  const offs = candidateOffsets(state);
+  candScratch(cuts.length);
+  const live: number[] = [];
+  for (let c = 0; c < cuts.length; c++) if (state.kind[c] === 'cut' && state.mode[c] === 'cand') live.push(c);
+  if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
+    // two models' cuts in one loop: the base is read once
+    const [c0, c1] = live as [number, number];
+    candBegin(state, c0, offs);
+    candBegin(state, c1, offs);
+    lowDeltas2(base, inputs[cuts[c0]!.source + 1]!, inputs[cuts[c1]!.source + 1]!, n, state.t[c0]!, state.t[c1]!, c0, c1);
+    return;
+  }
+  for (const c of live) {
+    candBegin(state, c, offs);
+    loCount[c] = lowDeltas(base, inputs[cuts[c]!.source + 1]!, n, state.t[c]!, c * LO_BUCKETS, loHist, loTouched, loCount[c]!);
+  }
+}
+
+function histDeltas(base: Float32Array, x: Float32Array, n: number, off: number, h: Uint32Array, tc: Int32Array, nt: number): number {
+  const f = one;
+  const u = oneBits;
+  for (let j = 0; j < n; j++) {
+    f[0] = x[j]! - base[j]!;
+    const b = off + ((u[0]! & KEY_MASK) >>> HI_SHIFT);
+    if (h[b]!++ === 0) tc[nt++] = b;
+  }
+  return nt;
+}
+
+function histDeltas2(base: Float32Array, x0: Float32Array, x1: Float32Array, n: number, h: Uint32Array, tc: Int32Array, nt: number): number {
+  const f = two;
+  const u = twoBits;
+  for (let j = 0; j < n; j++) {
+    const b = base[j]!;
+    f[0] = x0[j]! - b;
+    f[1] = x1[j]! - b;
+    const b0 = (u[0]! & KEY_MASK) >>> HI_SHIFT;
+    const b1 = HI_BUCKETS + ((u[1]! & KEY_MASK) >>> HI_SHIFT);
+    if (h[b0]!++ === 0) tc[nt++] = b0;
+    if (h[b1]!++ === 0) tc[nt++] = b1;
+  }
+  return nt;
+}
+
+function lowDeltas2(base: Float32Array, x0: Float32Array, x1: Float32Array, n: number, t0: number, t1: number, c0: number, c1: number): void {
+  const f = two;
+  const u = twoBits;
+  const h = loHist;
+  const tc = loTouched;
+  const off0 = c0 * LO_BUCKETS;
+  const off1 = c1 * LO_BUCKETS;
+  let n0 = loCount[c0]!;
+  let n1 = loCount[c1]!;
+  for (let j = 0; j < n; j++) {
+    const b = base[j]!;
+    f[0] = x0[j]! - b;
+    f[1] = x1[j]! - b;
+    const k0 = u[0]! & KEY_MASK;
+    const k1 = u[1]! & KEY_MASK;
+    if (k0 >>> HI_SHIFT === t0) {
+      const i = off0 + (k0 & LO_MASK);
+      if (h[i]!++ === 0) tc[off0 + n0++] = i;
+    }
+    if (k1 >>> HI_SHIFT === t1) {
+      const i = off1 + (k1 & LO_MASK);
+      if (h[i]!++ === 0) tc[off1 + n1++] = i;
+    }
+  }
+  loCount[c0] = n0;
+  loCount[c1] = n1;
+}
+
+function lowDeltas(base: Float32Array, x: Float32Array, n: number, t: number, off: number, h: Uint32Array, tc: Int32Array, nt: number): number {
+  const f = one;
+  const u = oneBits;
+  for (let j = 0; j < n; j++) {
+    f[0] = x[j]! - base[j]!;
+    const key = u[0]! & KEY_MASK;
+    if (key >>> HI_SHIFT === t) {
+      const b = off + (key & LO_MASK);
+      if (h[b]!++ === 0) tc[off + nt++] = b;
+    }
+  }
+  return nt;
+}
+
+/**
+ * Folds one block's partial, in block order. Pass 0 adds its (bucket, count) pairs, pass 2 sums. Pass 1 appends each
+ * cut's record [block, k, pairs] to its region, or marks the region overflowed (−1). Pass 3 finds the block where the m-th tie lies; fold sees no
  * state, so each partial carries m next to its tie count: partial per cut [ties in the block,
  * m, 0, 0], acc per cut [ties before, found, block, ties kept there].
  */
@@ -262,11 +413,19 @@ export function selectFold(pass: number, acc: Float64Array, partial: Float64Arra
   if (pass === 1) {
     for (let p = 0; p < partial.length;) {
       const off = partial[p]!;
-      const count = partial[p + 1]!;
-      const have = acc[off]!;
-      acc.set(partial.subarray(p + 2, p + 2 + 2 * count), off + 1 + 2 * have);
-      acc[off] = have + count;
-      p += 2 + 2 * count;
+      const room = partial[p + 1]!;
+      const k = partial[p + 2]!;
+      const used = acc[off]!;
+      if (k > 0 && used >= 0) {
+        if (used + 2 + 2 * k > room) acc[off] = -1;
+        else {
+          acc[off + 1 + used] = blockIndex;
+          acc[off + 2 + used] = k;
+          acc.set(partial.subarray(p + 3, p + 3 + 2 * k), off + 3 + used);
+          acc[off] = used + 2 + 2 * k;
+        }
+      }
+      p += 3 + 2 * k;
     }
     return;
   }
@@ -302,7 +461,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const need = [...state.need];
   const bucketCount = [...state.bucketCount];
   const mode = [...state.mode];
-  const cutIndex = [...state.cutIndex];
+  const room = [...state.room];
   const tieBlock = [...state.tieBlock];
   const tieRank = [...state.tieRank];
   const offs = pass === 1 ? candidateOffsets(state) : [];
@@ -315,28 +474,52 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       need[c] = need[c]! - above;
       t[c] = d;
       bucketCount[c] = acc[off + d]!;
-      mode[c] = bucketCount[c]! <= SELECT_LIMITS.candidateCap ? 'cand' : 'count';
+      const cap = SELECT_LIMITS.candidateCap;
+      mode[c] = cap > 0 ? 'cand' : 'count';
+      room[c] = cap > 0 ? Math.min(4 * bucketCount[c]!, 2 * cap) : 0;
       continue;
     }
     if (pass === 1) {
       if (mode[c] !== 'cand') continue;
-      // T's low bits from a histogram of the candidates, then the m-th candidate equal to T in
-      // flat order (candidates were appended in block order, so they are in flat order)
       const off = offs[c]!;
-      const count = acc[off]!;
-      if (count !== bucketCount[c]) throw new WeightspaceError('internal', `select: ${count} candidates, the histogram said ${bucketCount[c]}`);
+      const used = acc[off]!;
+      if (used < 0) {
+        // the records overflowed: the counting passes resolve the cut from pass 0's state
+        mode[c] = 'count';
+        continue;
+      }
+      // T's low bits from the sum of the blocks' low-bit histograms, then, in block order, the
+      // block where the m-th key equal to T lies
       lo ??= new Float64Array(LO_BUCKETS);
       lo.fill(0);
-      for (let k = 0; k < count; k++) lo[acc[off + 1 + 2 * k]!]!++;
-      const { d, above } = bucketOf(lo, 0, LO_BUCKETS, need[c]!);
-      let m = need[c]! - above;
-      let at = -1;
-      for (let k = 0; k < count && m > 0; k++) {
-        if (acc[off + 1 + 2 * k] === d && --m === 0) at = acc[off + 2 + 2 * k]!;
+      let total = 0;
+      for (let r = off + 1; r < off + 1 + used; r += 2 + 2 * acc[r + 1]!) {
+        const k = acc[r + 1]!;
+        for (let i = 0; i < k; i++) {
+          lo[acc[r + 2 + 2 * i]!]! += acc[r + 3 + 2 * i]!;
+          total += acc[r + 3 + 2 * i]!;
+        }
       }
-      if (at < 0) throw new WeightspaceError('internal', `select: tie ${need[c]! - above} of bucket ${d} not found`);
+      if (total !== bucketCount[c]) throw new WeightspaceError('internal', `select: ${total} keys in the records, the histogram said ${bucketCount[c]}`);
+      const { d, above } = bucketOf(lo, 0, LO_BUCKETS, need[c]!);
+      const m = need[c]! - above;
+      let seen = 0;
+      for (let r = off + 1; r < off + 1 + used && tieBlock[c] === -1; r += 2 + 2 * acc[r + 1]!) {
+        const k = acc[r + 1]!;
+        for (let i = 0; i < k; i++) {
+          if (acc[r + 2 + 2 * i] !== d) continue;
+          const here = acc[r + 3 + 2 * i]!;
+          if (seen + here >= m) {
+            tieBlock[c] = acc[r]!;
+            tieRank[c] = m - seen;
+          }
+          seen += here;
+          break;
+        }
+      }
+      if (tieBlock[c] === -1) throw new WeightspaceError('internal', `select: tie ${m} of bucket ${d} not found`);
+      need[c] = m;
       t[c] = (t[c]! << HI_SHIFT) | d;
-      cutIndex[c] = at;
       continue;
     }
     if (mode[c] !== 'count') continue;
@@ -350,42 +533,27 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
     need[c] = need[c]! - above;
     t[c] = (t[c]! << HI_SHIFT) | d;
   }
-  return { kind: state.kind, t, need, bucketCount, mode, cutIndex, tieBlock, tieRank };
+  return { kind: state.kind, t, need, bucketCount, mode, room, tieBlock, tieRank };
 }
 
 /** How many keys equal to T a block keeps: all, none, or (in the block holding the cut) a count. */
-function tiesKept(state: SelectState, c: number, blockIndex: number, start: number, n: number): number {
-  if (state.mode[c] === 'cand') {
-    const at = state.cutIndex[c]!;
-    if (at < start) return 0;
-    if (at >= start + n) return Infinity;
-    return -1; // decided per element by flat index
-  }
+export function tiesKept(state: SelectState, c: number, blockIndex: number): number {
   const tb = state.tieBlock[c]!;
   return blockIndex < tb ? Infinity : blockIndex > tb ? 0 : state.tieRank[c]!;
 }
 
 /**
  * Writes 1 to mask[j] for the block's elements above cut `c`, 0 for the others (after the select
- * passes). `keys` are the f32 bits of the cut's source for the block, which starts at flat `start`.
+ * passes). `keys` are the f32 bits of the cut's source for the block.
  */
-export function aboveCut(state: SelectState, c: number, keys: Uint32Array, n: number, blockIndex: number, mask: Uint8Array, start: number): void {
+export function aboveCut(state: SelectState, c: number, keys: Uint32Array, n: number, blockIndex: number, mask: Uint8Array): void {
   const kind = state.kind[c]!;
   if (kind !== 'cut') {
     mask.fill(kind === 'all' ? 1 : 0, 0, n);
     return;
   }
   const t = state.t[c]!;
-  const kept = tiesKept(state, c, blockIndex, start, n);
-  if (kept < 0) {
-    const last = state.cutIndex[c]! - start;
-    for (let j = 0; j < n; j++) {
-      const key = keys[j]! & KEY_MASK;
-      mask[j] = key > t || (key === t && j <= last) ? 1 : 0;
-    }
-    return;
-  }
-  let tiesLeft = kept;
+  let tiesLeft = tiesKept(state, c, blockIndex);
   for (let j = 0; j < n; j++) {
     const key = keys[j]! & KEY_MASK;
     if (key > t) mask[j] = 1;
@@ -401,7 +569,7 @@ export function aboveCut(state: SelectState, c: number, keys: Uint32Array, n: nu
  * Thins in place by cut `c`: v[j] ← f·v[j] above the cut, 0·v[j] below (the fused form of
  * aboveCut and a multiply, for TIES' map). `bits` is the f32 bit view of `v` (|v| is the key).
  */
-export function keepAboveCut(state: SelectState, c: number, v: Float32Array, bits: Uint32Array, n: number, blockIndex: number, f: number, start: number): void {
+export function keepAboveCut(state: SelectState, c: number, v: Float32Array, bits: Uint32Array, n: number, blockIndex: number, f: number): void {
   const kind = state.kind[c]!;
   if (kind === 'none') {
     for (let j = 0; j < n; j++) v[j] = 0 * v[j]!;
@@ -412,7 +580,7 @@ export function keepAboveCut(state: SelectState, c: number, v: Float32Array, bit
     return;
   }
   const t = state.t[c]!;
-  const kept = tiesKept(state, c, blockIndex, start, n);
+  const kept = tiesKept(state, c, blockIndex);
   // keys and T are below 2³¹, so (T − key − 1) >>> 31 is 1 exactly when key ≥ T: a branch-free mask.
   // A multiply by 0 keeps NaN and ±Inf as NaN, as mergekit's tensor·mask does.
   if (kept === Infinity) {
@@ -420,12 +588,6 @@ export function keepAboveCut(state: SelectState, c: number, v: Float32Array, bit
     for (let j = 0; j < n; j++) v[j] = f * v[j]! * ((t - (bits[j]! & KEY_MASK) - 1) >>> 31);
   } else if (kept === 0) {
     for (let j = 0; j < n; j++) v[j] = f * v[j]! * ((t - (bits[j]! & KEY_MASK)) >>> 31);
-  } else if (kept < 0) {
-    const last = state.cutIndex[c]! - start;
-    for (let j = 0; j < n; j++) {
-      const key = bits[j]! & KEY_MASK;
-      v[j] = key > t || (key === t && j <= last) ? f * v[j]! : 0 * v[j]!;
-    }
   } else {
     let tiesLeft = kept;
     for (let j = 0; j < n; j++) {

@@ -2,11 +2,11 @@ import { fillUniforms, tensorKey } from '../../core/counter-rng.js';
 import { WeightspaceError, q } from '../../core/errors.js';
 import type { BlockInfo, KernelDef } from '../../core/kernel-contract.js';
 import type { TaskArithmeticParams } from '../../core/specs/merge-spec.js';
-import { combine } from './ta-combine.js';
+import { combine, combineThinnedSum } from './ta-combine.js';
 import { dellaRowProbs } from './ta-della.js';
 import {
   SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength, selectFinish, selectFold,
-  selectFoldsBySum, selectPartialLength, selectReduce, selectSkip, selectTake, type Cut, type SelectState,
+  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tiesKept, type Cut, type SelectState,
 } from './ta-select.js';
 
 export interface TaskArithmeticState {
@@ -137,11 +137,11 @@ function keepMask(p: TaskArithmeticParams, sel: SelectState, i: number, block: B
   const d = densityOf(p, i);
   switch (p.sparsify) {
     case 'magnitude':
-      aboveCut(sel, i, deltaBits[i]!, n, block.blockIndex, mask, block.start);
+      aboveCut(sel, i, deltaBits[i]!, n, block.blockIndex, mask);
       return;
     case 'breadcrumbs':
-      aboveCut(sel, 2 * i + 1, deltaBits[i]!, n, block.blockIndex, mask, block.start);
-      aboveCut(sel, 2 * i, deltaBits[i]!, n, block.blockIndex, mask2, block.start);
+      aboveCut(sel, 2 * i + 1, deltaBits[i]!, n, block.blockIndex, mask);
+      aboveCut(sel, 2 * i, deltaBits[i]!, n, block.blockIndex, mask2);
       for (let j = 0; j < n; j++) mask[j] = mask[j]! & (mask2[j]! ^ 1);
       return;
     case 'random': {
@@ -170,6 +170,43 @@ function keepMask(p: TaskArithmeticParams, sel: SelectState, i: number, block: B
       mask.fill(1, 0, n);
       return;
   }
+}
+
+// the fused TIES map's per-model settings for the block being mapped
+const factors: number[] = [];
+const thresholds: number[] = [];
+
+/**
+ * For TIES' fused map (combineThinnedSum): each model's factor wᵢ·sᵢ and keep threshold on the
+ * f32 bits of |δᵢ|, as keepAboveCut would apply them in this block. False when a model needs
+ * keepAboveCut's other forms (a cut keeping nothing, the block where the ties at the cut end).
+ */
+function fusedSettings(p: TaskArithmeticParams, state: TaskArithmeticState | undefined, sel: SelectState, blockIndex: number): boolean {
+  const models = p.weights.length;
+  factors.length = models;
+  thresholds.length = models;
+  for (let i = 0; i < models; i++) {
+    const w = p.weights[i]!;
+    if (!thinned(p, i)) {
+      factors[i] = w;
+      thresholds[i] = -1;
+      continue;
+    }
+    const s = p.rescale === 'l1' ? (state?.scales?.[i] ?? 1) : p.rescale === 'density' ? 1 / densityOf(p, i) : 1;
+    factors[i] = w * s;
+    const kind = sel.kind[i]!;
+    if (kind === 'all') {
+      thresholds[i] = -1;
+      continue;
+    }
+    if (kind === 'none') return false;
+    const kept = tiesKept(sel, i, blockIndex);
+    const t = sel.t[i]!;
+    if (kept === Infinity) thresholds[i] = t - 1;
+    else if (kept === 0) thresholds[i] = t;
+    else return false;
+  }
+  return true;
 }
 
 /**
@@ -217,8 +254,13 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const n = block.length;
     const plan = planOf(params, numelOf(block.shape));
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
+    if ((pass === 0 || pass === 1) && pass < plan.selectPasses) {
+      // the histogram and the candidate scan read δ as they compute it
+      selectReduceDeltas(pass, plan.cuts, sel, inputs, n);
+      return selectTake(pass);
+    }
     if (pass < plan.selectPasses) {
-      // in chunks small enough for L1: δ is computed, looked at once, and dropped
+      // the counting fallback, in chunks small enough for L1: δ is computed, looked at once, and dropped
       chunkScratch(models);
       const base = inputs[0]!;
       for (let from = 0; from < n; from += CHUNK) {
@@ -228,7 +270,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
           const d = chunkDeltas[i]!;
           for (let j = 0; j < len; j++) d[j] = x[from + j]! - base[from + j]!;
         }
-        selectReduce(pass, plan.cuts, sel, chunkBits, len, partial, block.start + from);
+        selectReduce(pass, plan.cuts, sel, chunkBits, len, partial);
       }
       return selectTake(pass);
     }
@@ -279,6 +321,16 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const plan = planOf(params, numelOf(block.shape));
     // with no select pass run (every cut trivial), the initial state says which cuts keep all or nothing
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
+    if (params.sparsify === 'magnitude' && params.consensus === 'sum' && fusedSettings(params, state, sel, block.blockIndex)) {
+      const done = combineThinnedSum({
+        inputs: inputs.length === models + 1 ? inputs : inputs.slice(0, models + 1), factors, thresholds,
+        weights: params.weights, out, n, normalize: params.normalize, lambda: params.lambda,
+      });
+      if (done) {
+        for (let k = 1; k < outputs.length; k++) outputs[k]!.set(out.subarray(0, n));
+        return;
+      }
+    }
     scratch(models, n);
     computeDeltas(inputs, models, n);
 
@@ -293,7 +345,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
       const rho = densityOf(params, i);
       const s = params.rescale === 'l1' ? (state?.scales?.[i] ?? 1) : params.rescale === 'density' ? 1 / rho : 1;
       if (params.sparsify === 'magnitude') {
-        keepAboveCut(sel, i, d, deltaBits[i]!, n, block.blockIndex, w * s, block.start);
+        keepAboveCut(sel, i, d, deltaBits[i]!, n, block.blockIndex, w * s);
         continue;
       }
       keepMask(params, sel, i, block, n);

@@ -234,6 +234,35 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     });
   }
 
+  // pass 1's per-block records overflowing their room (candidateCap small but not 0) fall back to
+  // the counting passes from pass 0's state: the same bytes again
+  for (const [label, p] of cases.filter(([, c]) => c.sparsify === 'magnitude' || c.sparsify === 'breadcrumbs')) {
+    it(`${label}: overflowing pass-1 records fall back to counting, same bytes`, async () => {
+      const fast = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
+      const saved = SELECT_LIMITS.candidateCap;
+      SELECT_LIMITS.candidateCap = 1;
+      try {
+        const slow = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
+        expect(Buffer.from(slow.buffer).equals(Buffer.from(fast.buffer))).toBe(true);
+      } finally {
+        SELECT_LIMITS.candidateCap = saved;
+      }
+    });
+  }
+
+  // two models: the fused TIES map's other specialisation
+  for (const [label, p] of [
+    ['ties, two models', { ...TIES, weights: [0.5, 0.5], densities: [0.5, 0.5] }],
+    ['ties, two models, negative weight, one not thinned', { ...TIES, weights: [1, -0.6], densities: [0.3, 1] }],
+    ['ties, two models, unnormalized, rescale density', { ...TIES, normalize: false, rescale: 'density', lambda: 0.8, weights: [0.7, 0.4], densities: [0.6, 0.2] }],
+  ] as [string, Ref][]) {
+    it(label, async () => {
+      const two = models.slice(0, 2);
+      const out = await runKernel('task-arithmetic', p, [base, ...two], shape, { name });
+      expect(maxRelError(out, refGta(name, shape, base, two, p))).toBeLessThan(1e-6);
+    });
+  }
+
   it('TIES keeps exactly ⌊ρ·n⌋ entries of one model, ties at the cut to the lowest flat index', async () => {
     // a single model, weight 1: out − base is the thinned task vector itself
     const zero = new Float32Array(n);
