@@ -8,13 +8,15 @@
  * the computation. When the job is done, whatever is still missing (shard headers, ranges
  * whose events were missed, every non-shard file) is fetched, and each file's sha256 is
  * checked against the coordinator's. Every chunk's CRC-32 is checked before it is written
- * at its offset. A dropped connection resumes a range from its last verified offset, until
+ * at its offset. Shard headers are fetched first and each file is hashed as its verified
+ * prefix grows (bytes that arrived ahead of it are read back once), so verifying does not
+ * re-read whole files after the job. A dropped connection resumes a range from its last verified offset, until
  * no byte has arrived for `reconnectTimeoutMs`.
  *
  * Lifecycle: 'collecting' (job running) → 'completing' → 'done' | 'failed'.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { codedErrorOf } from '../core/cluster/grpc-errors.js';
@@ -66,6 +68,9 @@ interface FileState {
   fd: number;
   /** verified byte intervals [start, end), merged */
   received: [number, number][];
+  /** sha256 of the verified prefix [0, hashed): a shard is hashed as its bytes arrive, not re-read at the end */
+  readonly hash: Hash;
+  hashed: number;
 }
 
 class Resumable extends Error {}
@@ -94,11 +99,8 @@ function gaps(list: readonly [number, number][], size: number): [number, number]
   return out;
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 8 << 20 })) h.update(c as Buffer);
-  return h.digest('hex');
-}
+/** Bytes read back at once when a file's hashed prefix catches up with bytes that arrived out of order. */
+const REHASH_BYTES = 4 << 20;
 
 export class OutputDownload {
   private stateValue: DownloadState = 'collecting';
@@ -108,6 +110,7 @@ export class OutputDownload {
   private readonly queue: { f: FileState; start: number; end: number }[] = [];
   private readonly running = new Set<Promise<void>>();
   private readonly stats = { bytes: 0, resumes: 0, files: 0, early: 0 };
+  private rehashBuffer: Buffer | undefined;
 
   private constructor(
     private readonly rpc: CoordinatorRpc,
@@ -130,7 +133,14 @@ export class OutputDownload {
   /** The job's shards (from its planned event): files to write by offset. */
   addShards(shards: readonly OutputFileMsg[]): void {
     if (this.stateValue !== 'collecting') return;
-    for (const s of shards) this.fileFor(s);
+    for (const s of shards) {
+      const known = this.files.has(key(s.output, s.file));
+      const f = this.fileFor(s);
+      // the header is final from the start: fetched first, so the shard's hash can follow its bytes
+      const header = Math.min(s.headerLength ?? 0, s.size);
+      if (!known && header > 0) this.queue.push({ f, start: 0, end: header });
+    }
+    this.pump();
   }
 
   /** Ranges a finished task wrote: final bytes, fetched now. */
@@ -180,12 +190,12 @@ export class OutputDownload {
   /** Fetches a file's missing bytes and checks its sha256. */
   private async completeFile(desc: OutputFileMsg): Promise<void> {
     const f = this.fileFor(desc);
-    // a file fetched whole, in order, is hashed as it arrives; others are hashed from disk
-    const hash = f.received.length === 0 ? createHash('sha256') : undefined;
-    for (const [s, e] of gaps(f.received, f.size)) await this.fetchRange(f, s, e, hash);
+    for (const [s, e] of gaps(f.received, f.size)) await this.fetchRange(f, s, e);
+    this.catchUpHash(f);
     closeSync(f.fd);
     f.fd = -1;
-    const got = hash ? hash.digest('hex') : await sha256Of(f.path);
+    if (f.hashed !== f.size) throw new WeightspaceError('internal', `output ${q(desc.file)}: hashed ${f.hashed} of ${f.size} bytes`);
+    const got = f.hash.digest('hex');
     if (got !== desc.sha256) {
       throw new WeightspaceError('checksum-mismatch', `output ${q(join(desc.subdir, desc.file))}: sha256 ${got}, expected ${desc.sha256}`);
     }
@@ -224,7 +234,7 @@ export class OutputDownload {
       const path = join(dir, desc.file);
       const fd = openSync(path, 'w+');
       ftruncateSync(fd, desc.size);
-      f = { output: desc.output, subdir: desc.subdir, file: desc.file, size: desc.size, path, fd, received: [] };
+      f = { output: desc.output, subdir: desc.subdir, file: desc.file, size: desc.size, path, fd, received: [], hash: createHash('sha256'), hashed: 0 };
       this.files.set(k, f);
     }
     return f;
@@ -235,7 +245,7 @@ export class OutputDownload {
     const limit = Math.max(1, this.options.concurrency ?? 2);
     while (this.running.size < limit && this.queue.length > 0 && this.stateValue === 'collecting') {
       const r = this.queue.shift()!;
-      const p: Promise<void> = this.fetchRange(r.f, r.start, r.end, undefined)
+      const p: Promise<void> = this.fetchRange(r.f, r.start, r.end)
         .catch(() => undefined)
         .finally(() => {
           this.running.delete(p);
@@ -245,8 +255,33 @@ export class OutputDownload {
     }
   }
 
+  /**
+   * Extends a file's hashed prefix with a verified chunk just written at `at`, then with
+   * whatever had already arrived right after it (read back from the file).
+   */
+  private hashChunk(f: FileState, at: number, bytes: Uint8Array): void {
+    if (at <= f.hashed && f.hashed < at + bytes.length) {
+      f.hash.update(bytes.subarray(f.hashed - at));
+      f.hashed = at + bytes.length;
+    }
+    this.catchUpHash(f);
+  }
+
+  /** Hashes, from the file, verified bytes contiguous with the hashed prefix. */
+  private catchUpHash(f: FileState): void {
+    const first = f.received[0];
+    if (!first || first[0] > 0 || first[1] <= f.hashed || f.fd < 0) return;
+    const buf = (this.rehashBuffer ??= Buffer.allocUnsafe(REHASH_BYTES));
+    while (f.hashed < first[1]) {
+      const n = readSync(f.fd, buf, 0, Math.min(buf.length, first[1] - f.hashed), f.hashed);
+      if (n === 0) throw new WeightspaceError('internal', `output ${q(f.file)} is shorter than its verified ${first[1]} bytes`);
+      f.hash.update(buf.subarray(0, n));
+      f.hashed += n;
+    }
+  }
+
   /** Fetches [start, end) of a file; resumes after drops. */
-  private async fetchRange(f: FileState, start: number, end: number, hash: Hash | undefined): Promise<void> {
+  private async fetchRange(f: FileState, start: number, end: number): Promise<void> {
     let at = start;
     let lastByte = performance.now();
     let backoff = 100;
@@ -264,8 +299,8 @@ export class OutputDownload {
             if (f.fd < 0) throw new WeightspaceError('cancelled', 'download aborted');
             let done = 0;
             while (done < c.bytes.length) done += writeSync(f.fd, c.bytes, done, c.bytes.length - done, at + done);
-            hash?.update(c.bytes);
             f.received = addInterval(f.received, at, at + c.bytes.length);
+            this.hashChunk(f, at, c.bytes);
             at += c.bytes.length;
             this.stats.bytes += c.bytes.length;
             if (early) this.stats.early += c.bytes.length;

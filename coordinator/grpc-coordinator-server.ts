@@ -7,13 +7,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { chunkChecksum } from '../core/cluster/checksum.js';
+import { FramePool, outputChunkFrame, type EncodedMessage } from '../core/cluster/chunk-codec.js';
 import { toServiceError } from '../core/cluster/grpc-errors.js';
 import { COORDINATOR_SERVICE, SERVER_OPTIONS, weightspaceProto } from '../core/cluster/proto.js';
 import { addHealthAndReflection, bindServer, callSignal, writeMessage } from '../core/cluster/server-support.js';
 import {
   FETCH_CHUNK_BYTES,
   type CancelJobReply, type CancelJobRequest, type FetchOutputRequest, type JobEventMsg, type JobStatusReply, type JobStatusRequest,
-  type ListWorkersReply, type OutputChunkMsg, type SubmitJobRequest, type WatchJobRequest,
+  type ListWorkersReply, type SubmitJobRequest, type WatchJobRequest,
 } from '../core/cluster/wire-messages.js';
 import { WeightspaceError, q } from '../core/errors.js';
 import type { JobManager } from './job-manager.js';
@@ -75,7 +76,10 @@ async function openFirst(paths: readonly string[]): Promise<FileHandle> {
   throw new WeightspaceError('not-found', `output file is gone: ${(last as Error).message}`);
 }
 
-async function fetchOutput(jobs: JobManager, call: grpc.ServerWritableStream<FetchOutputRequest, OutputChunkMsg>): Promise<void> {
+/** FetchOutput's message buffers, reused across calls (8 × 4 MiB at most kept). */
+const fetchFrames = new FramePool(FETCH_CHUNK_BYTES, 8);
+
+async function fetchOutput(jobs: JobManager, call: grpc.ServerWritableStream<FetchOutputRequest, EncodedMessage>): Promise<void> {
   const ac = callSignal(call);
   try {
     const req = call.request;
@@ -89,18 +93,18 @@ async function fetchOutput(jobs: JobManager, call: grpc.ServerWritableStream<Fet
       let offset = req.offset;
       do {
         const n = Math.min(FETCH_CHUNK_BYTES, end - offset);
-        const bytes = Buffer.allocUnsafe(n);
+        // the file's bytes are read straight into the encoded message: no further copy before gRPC's framing
+        const frame = outputChunkFrame({ output: f.output, subdir: f.subdir, file: f.file, offset, fileSize: f.size }, n, fetchFrames);
         let got = 0;
         while (got < n) {
-          const r = await fd.read(bytes, got, n - got, offset + got);
+          const r = await fd.read(frame.payload, got, n - got, offset + got);
           if (r.bytesRead === 0) throw new WeightspaceError('internal', `output ${q(f.file)} is shorter than its ${f.size} bytes`);
           got += r.bytesRead;
         }
         // the sha256 travels with the chunk that reaches the end of a finished file
         const last = offset + n === f.size && f.sha256 !== '';
-        await writeMessage(call, {
-          output: f.output, subdir: f.subdir, file: f.file, offset, bytes, crc32: chunkChecksum(bytes), fileSize: f.size, fileSha256: last ? f.sha256 : '',
-        }, ac.signal);
+        const msg = frame.finish(chunkChecksum(frame.payload), last ? f.sha256 : '');
+        await writeMessage(call, msg, ac.signal, () => msg.release());
         offset += n;
       } while (offset < end);
     } finally {
@@ -135,7 +139,7 @@ export async function startCoordinatorServer(jobs: JobManager, registry: WorkerR
       }
       streamJob(call, run);
     },
-    FetchOutput: (call: grpc.ServerWritableStream<FetchOutputRequest, OutputChunkMsg>) => void fetchOutput(jobs, call),
+    FetchOutput: (call: grpc.ServerWritableStream<FetchOutputRequest, EncodedMessage>) => void fetchOutput(jobs, call),
     CancelJob: unary<CancelJobRequest, CancelJobReply>((req) => ({ status: jobs.cancel(req.jobId) })),
     JobStatus: unary<JobStatusRequest, JobStatusReply>((req) => jobs.status(req.jobId)),
     ListWorkers: unary<unknown, ListWorkersReply>(() => ({

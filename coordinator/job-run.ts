@@ -425,7 +425,9 @@ export class JobRun implements TaskOwner {
       planned: {
         op: plan.op, tasks: plan.tasks.length, tensors: jobs, inputBytes: plan.totalInputBytes, outputBytes: plan.totalOutputBytes,
         outputs: plan.outputs.map((o) => o.label), tasksDone: this.tasksDone,
-        shards: plan.outputs.flatMap((o, i) => o.shards.map((sh) => ({ output: i, subdir: o.subdir, file: sh.file, size: sh.size, sha256: '' }))),
+        shards: plan.outputs.flatMap((o, i) => o.shards.map((sh) => ({
+          output: i, subdir: o.subdir, file: sh.file, size: sh.size, sha256: '', headerLength: Buffer.byteLength(sh.headerBase64, 'base64'),
+        }))),
       },
     };
     this.emit(this.planned);

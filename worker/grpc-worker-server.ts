@@ -5,10 +5,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
+import { FramePool, encodeTaskChunk, type EncodedMessage } from '../core/cluster/chunk-codec.js';
 import { toServiceError } from '../core/cluster/grpc-errors.js';
 import { SERVER_OPTIONS, WORKER_SERVICE, weightspaceProto } from '../core/cluster/proto.js';
 import { addHealthAndReflection, bindServer, callSignal, writeMessage } from '../core/cluster/server-support.js';
-import type { CapacityReply, ExecuteTaskRequest } from '../core/cluster/wire-messages.js';
+import { CHUNK_BYTES, type CapacityReply, type ExecuteTaskRequest } from '../core/cluster/wire-messages.js';
 import { WeightspaceError } from '../core/errors.js';
 import type { LayerTask } from '../core/plan.js';
 import type { TaskMessageOut, TaskService } from './task-service.js';
@@ -27,12 +28,20 @@ function decodeTask(req: ExecuteTaskRequest): LayerTask {
   }
 }
 
-async function executeTask(service: TaskService, call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut>): Promise<void> {
+/** Chunk message buffers, reused across tasks (16 × 1 MiB at most kept). */
+const chunkFrames = new FramePool(CHUNK_BYTES, 16);
+
+async function executeTask(service: TaskService, call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut | EncodedMessage>): Promise<void> {
   const ac = callSignal(call);
   try {
     const task = decodeTask(call.request);
     await service.run(task, {
-      send: (msg) => writeMessage(call, msg, ac.signal),
+      // chunks are encoded by hand: their bytes copied once into the message
+      send: (msg) => {
+        if (!('chunk' in msg)) return writeMessage(call, msg, ac.signal);
+        const encoded = encodeTaskChunk(msg.chunk, chunkFrames);
+        return writeMessage(call, encoded, ac.signal, () => encoded.release());
+      },
       offer: (msg) => {
         if (!ac.signal.aborted) call.write(msg);
       },
@@ -47,7 +56,7 @@ async function executeTask(service: TaskService, call: grpc.ServerWritableStream
 export async function startWorkerServer(service: TaskService, options: { host: string; port: number; workerId: () => string }): Promise<WorkerServer> {
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(weightspaceProto().workerService, {
-    ExecuteTask: (call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut>) => void executeTask(service, call),
+    ExecuteTask: (call: grpc.ServerWritableStream<ExecuteTaskRequest, TaskMessageOut | EncodedMessage>) => void executeTask(service, call),
     Capacity: (_call: grpc.ServerUnaryCall<unknown, CapacityReply>, callback: grpc.sendUnaryData<CapacityReply>) => {
       callback(null, {
         workerId: options.workerId(),

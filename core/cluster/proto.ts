@@ -8,12 +8,13 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { WeightspaceError } from '../errors.js';
+import { passEncodedResponses } from './chunk-codec.js';
 
 export const PROTO_PACKAGE = 'weightspace.v1';
 export const COORDINATOR_SERVICE = `${PROTO_PACKAGE}.Coordinator`;
 export const WORKER_SERVICE = `${PROTO_PACKAGE}.Worker`;
 
-/** Messages up to 64 MiB (chunks are at most 1 MiB; plans of huge models are large JSON). */
+/** Messages up to 64 MiB (chunks are at most 4 MiB; plans of huge models are large JSON). */
 export const MAX_MESSAGE_BYTES = 64 << 20;
 
 /** Channel options shared by every client: large messages, keepalive so a dead peer is noticed. */
@@ -73,8 +74,9 @@ export function weightspaceProto(): WeightspaceProto {
   const { Coordinator, Worker } = root.weightspace.v1;
   loaded = {
     packageDefinition,
-    coordinatorService: Coordinator.service,
-    workerService: Worker.service,
+    // the messages that carry output bytes are encoded by hand (chunk-codec.ts)
+    coordinatorService: passEncodedResponses(Coordinator.service, ['FetchOutput']),
+    workerService: passEncodedResponses(Worker.service, ['ExecuteTask']),
     CoordinatorClient: Coordinator,
     WorkerClient: Worker,
   };

@@ -43,11 +43,12 @@ export function shutdownServer(server: grpc.Server, graceMs: number): Promise<vo
 
 /**
  * Writes one message; resolves at once, or on 'drain' when the stream is full. Rejects
- * (never hangs) when `signal` fires: a cancelled call never drains.
+ * (never hangs) when `signal` fires: a cancelled call never drains. `onWritten` runs once
+ * gRPC has serialized and sent the message (never, if the call is cancelled first).
  */
-export function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, msg: T, signal: AbortSignal): Promise<void> {
+export function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, msg: T, signal: AbortSignal, onWritten?: () => void): Promise<void> {
   if (signal.aborted) return Promise.reject(new WeightspaceError('cancelled', 'call cancelled'));
-  if (call.write(msg)) return Promise.resolve();
+  if (onWritten ? call.write(msg, onWritten) : call.write(msg)) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
     const onDrain = (): void => {
       signal.removeEventListener('abort', onAbort);

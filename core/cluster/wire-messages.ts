@@ -37,6 +37,8 @@ export interface OutputFileMsg {
   readonly file: string;
   readonly size: number;
   readonly sha256: string;
+  /** a planned shard's header length (its bytes are final from the start); 0 or absent when unknown */
+  readonly headerLength?: number;
 }
 export interface DoneMsg { readonly resultJson: string; readonly resultV8: Uint8Array; readonly files: readonly OutputFileMsg[] }
 export interface FailedMsg { readonly code: string; readonly message: string }
