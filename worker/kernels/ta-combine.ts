@@ -142,10 +142,6 @@ export interface ThinnedSumArgs {
   readonly lambda: number;
 }
 
-const KEY_MASK = 0x7fffffff;
-// the f32 bits of the block's δs at one position, by a store and a load (no δ arrays)
-const dv = new Float32Array(3);
-const dvBits = new Uint32Array(dv.buffer);
 // the divisor for each agreement pattern k = Σ kᵢ·2ⁱ: Σ wᵢ·kᵢ, 1 where that is 0 (computed as combine does)
 const divisors = new Float64Array(8);
 
@@ -166,23 +162,41 @@ function fillDivisors(weights: readonly number[], m: number): void {
 export function combineThinnedSum(a: ThinnedSumArgs): boolean {
   const { inputs, factors, thresholds, weights, out, n, lambda } = a;
   const m = inputs.length - 1;
+  if (m !== 2 && m !== 3) return false;
+  // key > thᵢ (f32 bits of |δ|, integers) ⟺ |δ| ≥ Fᵢ, the float whose bits are thᵢ + 1, or δ is
+  // NaN: compared as floats, δ never goes through memory to get its bits. A threshold in the NaN
+  // range has no such float: the general path handles it.
+  const lo: number[] = [];
+  // gᵢ = 0 keeps nothing (thᵢ = 2³¹ − 1: no key exceeds it; the multiply by 0 still turns NaN δ into NaN)
+  const g: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const next = thresholds[i]! + 1;
+    if (next > 0x7fffffff) {
+      lo.push(0);
+      g.push(0);
+      continue;
+    }
+    if (next > 0x7f800000) return false;
+    thBits[0] = next;
+    lo.push(thFloat[0]!);
+    g.push(1);
+  }
   const base = inputs[0]!;
   const norm = a.normalize;
-  const d = dv;
-  const u = dvBits;
   const dt = divisors;
-  if (m === 2 || m === 3) fillDivisors(weights, m);
+  fillDivisors(weights, m);
+  const fr = Math.fround;
   if (m === 2) {
     const x0 = inputs[1]!, x1 = inputs[2]!;
     const f0 = factors[0]!, f1 = factors[1]!;
-    const t0 = thresholds[0]!, t1 = thresholds[1]!;
+    const l0 = lo[0]!, l1 = lo[1]!;
+    const g0 = g[0]!, g1 = g[1]!;
     for (let j = 0; j < n; j++) {
       const b = base[j]!;
-      d[0] = x0[j]! - b;
-      d[1] = x1[j]! - b;
-      // (thᵢ − key) >>> 31 is 1 exactly when key > thᵢ (both below 2³¹)
-      const x = Math.fround(f0 * d[0]! * ((t0 - (u[0]! & KEY_MASK)) >>> 31));
-      const y = Math.fround(f1 * d[1]! * ((t1 - (u[1]! & KEY_MASK)) >>> 31));
+      const d0 = fr(x0[j]! - b);
+      const d1 = fr(x1[j]! - b);
+      const x = fr(f0 * d0 * (g0 & +!(Math.abs(d0) < l0)));
+      const y = fr(f1 * d1 * (g1 & +!(Math.abs(d1) < l1)));
       const p = +(x + y >= 0);
       const nx = +(x < 0), ny = +(y < 0);
       const kx = nx + p * (+(x > 0) - nx);
@@ -192,27 +206,28 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
     }
     return true;
   }
-  if (m === 3) {
-    const x0 = inputs[1]!, x1 = inputs[2]!, x2 = inputs[3]!;
-    const f0 = factors[0]!, f1 = factors[1]!, f2 = factors[2]!;
-    const t0 = thresholds[0]!, t1 = thresholds[1]!, t2 = thresholds[2]!;
-    for (let j = 0; j < n; j++) {
-      const b = base[j]!;
-      d[0] = x0[j]! - b;
-      d[1] = x1[j]! - b;
-      d[2] = x2[j]! - b;
-      const x = Math.fround(f0 * d[0]! * ((t0 - (u[0]! & KEY_MASK)) >>> 31));
-      const y = Math.fround(f1 * d[1]! * ((t1 - (u[1]! & KEY_MASK)) >>> 31));
-      const z = Math.fround(f2 * d[2]! * ((t2 - (u[2]! & KEY_MASK)) >>> 31));
-      const p = +(x + y + z >= 0);
-      const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
-      const kx = nx + p * (+(x > 0) - nx);
-      const ky = ny + p * (+(y > 0) - ny);
-      const kz = nz + p * (+(z > 0) - nz);
-      const s = x * kx + y * ky + z * kz;
-      out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky + 4 * kz]!) : b + lambda * s;
-    }
-    return true;
+  const x0 = inputs[1]!, x1 = inputs[2]!, x2 = inputs[3]!;
+  const f0 = factors[0]!, f1 = factors[1]!, f2 = factors[2]!;
+  const l0 = lo[0]!, l1 = lo[1]!, l2 = lo[2]!;
+  const g0 = g[0]!, g1 = g[1]!, g2 = g[2]!;
+  for (let j = 0; j < n; j++) {
+    const b = base[j]!;
+    const d0 = fr(x0[j]! - b);
+    const d1 = fr(x1[j]! - b);
+    const d2 = fr(x2[j]! - b);
+    const x = fr(f0 * d0 * (g0 & +!(Math.abs(d0) < l0)));
+    const y = fr(f1 * d1 * (g1 & +!(Math.abs(d1) < l1)));
+    const z = fr(f2 * d2 * (g2 & +!(Math.abs(d2) < l2)));
+    const p = +(x + y + z >= 0);
+    const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
+    const kx = nx + p * (+(x > 0) - nx);
+    const ky = ny + p * (+(y > 0) - ny);
+    const kz = nz + p * (+(z > 0) - nz);
+    const s = x * kx + y * ky + z * kz;
+    out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky + 4 * kz]!) : b + lambda * s;
   }
-  return false;
+  return true;
 }
+
+const thFloat = new Float32Array(1);
+const thBits = new Uint32Array(thFloat.buffer);
