@@ -1,22 +1,13 @@
 /**
- * Test helpers for the merge kernels: write f32 inputs to a temporary file, run one tensor job
+ * Test helpers for the merge kernels: run one tensor job (test/helpers/kernel-runner.ts)
  * through the real executor (reduce passes folded in block order, then map) on an inline
  * thread pool, and collect the output. Also seeded random data and a naive-reference toolkit.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { KernelName } from '../../../core/kernel-contract.js';
-import type { InputRef, TensorJob } from '../../../core/plan.js';
-import { executeJobs, type BlockDispatcher } from '../../../worker/tensor-executor.js';
-import { ThreadPool } from '../../../worker/thread-pool.js';
+import type { BlockDispatcher } from '../../../worker/tensor-executor.js';
+import { rng, runKernel as runJob, shuffledDispatcher } from '../../helpers/kernel-runner.js';
 
-let pool: ThreadPool | undefined;
-
-async function inlinePool(): Promise<ThreadPool> {
-  pool ??= await ThreadPool.create(0);
-  return pool;
-}
+export { rng, shuffledDispatcher };
 
 export interface RunOptions {
   /** tensor name (RNG key) */
@@ -30,65 +21,15 @@ export async function runKernel(
   kernel: KernelName, params: unknown, inputs: readonly Float32Array[], shape: readonly number[], options: RunOptions = {},
 ): Promise<Float32Array> {
   const numel = shape.reduce((a, b) => a * b, 1);
-  const dir = mkdtempSync(join(tmpdir(), 'ws-kernel-'));
-  try {
-    const file = join(dir, 'inputs.bin');
-    const refs: InputRef[] = [];
-    const parts: Buffer[] = [];
-    let offset = 0;
-    for (const x of inputs) {
-      if (x.length !== numel) throw new Error(`input of ${x.length} elements for shape [${shape.join(',')}]`);
-      parts.push(Buffer.from(x.buffer, x.byteOffset, x.byteLength));
-      refs.push({ file, offset, dtype: 'F32' });
-      offset += x.byteLength;
-    }
-    writeFileSync(file, Buffer.concat(parts));
-    const job: TensorJob = {
-      id: 0,
-      name: options.name ?? 'model.layers.0.mlp.down_proj.weight',
-      shape,
-      kernel,
-      params,
-      inputs: refs,
-      outputs: [{ output: 0, file: 'out.safetensors', offset: 0, dtype: 'F32' }],
-    };
-    const out = new Float32Array(numel);
-    const bytes = new Uint8Array(out.buffer);
-    await executeJobs([job], options.dispatcher ?? (await inlinePool()), {
-      onChunk: (c) => {
-        bytes.set(c.bytes, c.offset);
-      },
-    });
-    return out;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  for (const x of inputs) {
+    if (x.length !== numel) throw new Error(`input of ${x.length} elements for shape [${shape.join(',')}]`);
   }
-}
-
-/** A dispatcher that runs blocks on the inline pool but completes them in reverse order of arrival, in batches. */
-export async function shuffledDispatcher(): Promise<BlockDispatcher> {
-  const inner = await inlinePool();
-  return {
-    parallelism: 8,
-    async run(req) {
-      // delay by a pseudo-random amount so later blocks often finish first
-      const wait = (req.block.index * 7919) % 5;
-      await new Promise((r) => setTimeout(r, wait));
-      return inner.run(req);
-    },
-  };
-}
-
-/** mulberry32: a small seeded PRNG for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = await runJob({
+    kernel, params, shape, inputs,
+    name: options.name ?? 'model.layers.0.mlp.down_proj.weight',
+    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+  });
+  return r.outputs[0]!;
 }
 
 /** Gaussian f32 data (Box–Muller), mean `mean`, standard deviation `sd`. */
