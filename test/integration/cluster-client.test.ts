@@ -85,7 +85,7 @@ describe('cluster client: dropped connections and failing jobs', () => {
       await expectLikeReference(f, moveAside(f, 'resumed-download'));
     });
 
-    // One CI run of ~20 saw this test hang for its whole timeout (not reproduced since, with or
+    // One CI run (of five) saw this test hang for its whole timeout (not reproduced since, with or
     // without CPU load): a retry in a fresh output directory keeps CI honest while it is tracked.
     let attempt = 0;
     it('re-attaches a job whose event stream dropped', { retry: 1, timeout: 60_000 }, async () => {
