@@ -191,9 +191,6 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
     const f0 = factors[0]!, f1 = factors[1]!;
     const l0 = lo[0]!, l1 = lo[1]!;
     const g0 = g[0]!, g1 = g[1]!;
-    // without normalisation every divisor is 1: one loop for both, the table says which
-    if (!norm) dt.fill(1);
-    const t0 = dt[0]!, t1 = dt[1]!, t2 = dt[2]!, t3 = dt[3]!;
     for (let j = 0; j < n; j++) {
       const b = base[j]!;
       const d0 = fr(x0[j]! - b);
@@ -205,8 +202,7 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
       const kx = nx + p * (+(x > 0) - nx);
       const ky = ny + p * (+(y > 0) - ny);
       const s = x * kx + y * ky;
-      const k = kx + 2 * ky;
-      out[j] = b + lambda * (s / (k === 0 ? t0 : k === 1 ? t1 : k === 2 ? t2 : t3));
+      out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky]!) : b + lambda * s;
     }
     return true;
   }
