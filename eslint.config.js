@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'deploy/**', '.bench/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'deploy/**', '.bench/**', 'worker/simd/assembly/**', 'worker/simd/build/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

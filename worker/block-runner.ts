@@ -12,6 +12,8 @@ import { WeightspaceError, q } from '../core/errors.js';
 import type { BlockInfo } from '../core/kernel-contract.js';
 import { rowLengthOf, type Block, type InputRef, type TensorJob } from '../core/plan.js';
 import { kernelFor } from './kernels/registry.js';
+import { decodeInto, encodeFrom } from './simd/simd-codec.js';
+import { simdBytes, simdFloats } from './simd/simd-module.js';
 
 export interface BlockRequest {
   readonly job: TensorJob;
@@ -90,7 +92,7 @@ export class BlockRunner {
       await this.readInto(ref.file, ref.offset + start * size, raw);
       bytesRead += raw.length;
       const f = this.floatBuffer(this.f32In, i, count);
-      decodeBlock(ref.dtype as FloatDType, raw, f, count);
+      decodeInto(ref.dtype as FloatDType, raw, f, count);
       inputs.push(f);
     }
     const info: BlockInfo = {
@@ -121,7 +123,7 @@ export class BlockRunner {
       if (!isWritableFloatDType(o.dtype)) throw new WeightspaceError('internal', `tensor ${q(job.name)}: cannot encode ${o.dtype}`);
       const size = DTYPE_SIZE[o.dtype];
       const bytes = this.encodedBuffer(n * size);
-      encodeBlock(o.dtype, outputs[k]!, bytes, n);
+      encodeFrom(o.dtype, outputs[k]!, bytes, n);
       bytesWritten += bytes.length;
       const chunk = this.emit(req, k, o.offset + block.start * size, bytes);
       if (chunk) chunks.push(chunk);
@@ -225,10 +227,12 @@ export class BlockRunner {
     return fd;
   }
 
+  // scratch lives in the SIMD backend's memory when it has room (simd-module.ts), so the
+  // decode, the kernel and the encode can run there; replaced only when a larger block comes
   private rawBuffer(i: number, bytes: number): Uint8Array {
     const cur = this.raw[i];
-    if (cur && cur.buffer.byteLength >= bytes) return new Uint8Array(cur.buffer, 0, bytes);
-    const next = new Uint8Array(new ArrayBuffer(Math.max(bytes, cur?.buffer.byteLength ?? 0)));
+    if (cur && cur.length >= bytes) return cur.subarray(0, bytes);
+    const next = simdBytes(Math.max(bytes, cur?.length ?? 0));
     this.raw[i] = next;
     return next.subarray(0, bytes);
   }
@@ -236,7 +240,7 @@ export class BlockRunner {
   private floatBuffer(pool: Float32Array[], i: number, n: number): Float32Array {
     const cur = pool[i];
     if (cur && cur.length >= n) return cur.subarray(0, n);
-    const next = new Float32Array(n);
+    const next = simdFloats(n);
     pool[i] = next;
     return next;
   }
@@ -250,7 +254,7 @@ export class BlockRunner {
   }
 
   private encodedBuffer(bytes: number): Uint8Array {
-    if (this.encoded.length < bytes) this.encoded = new Uint8Array(new ArrayBuffer(bytes));
+    if (this.encoded.length < bytes) this.encoded = simdBytes(bytes);
     return this.encoded.subarray(0, bytes);
   }
 }

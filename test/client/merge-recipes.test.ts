@@ -120,8 +120,9 @@ describe('merge outputs against independent computations', () => {
         return m;
       });
       const want = z.map((x, i) => {
-        // weighted task vectors in f32, as mergekit's: the vote may cancel exactly and elect +
-        const v = ds.map((d, k) => (kept[k]![i] ? Math.fround(w[k]! * d[i]!) : 0));
+        // weighted task vectors in f32 (the weight too, as torch holds it in the deltas' dtype), as
+        // mergekit's: the vote may cancel exactly and elect +
+        const v = ds.map((d, k) => (kept[k]![i] ? Math.fround(Math.fround(w[k]!) * d[i]!) : 0));
         const sign = v[0]! + v[1]! >= 0 ? 1 : -1;
         let s = 0, div = 0;
         v.forEach((y, k) => {

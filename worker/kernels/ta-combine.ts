@@ -5,9 +5,16 @@
  * the sum of the kept weights when normalising, scaled by λ and added to the base. Specialised
  * loops for two and three models (the common merges), a general one beyond.
  *
+ * With sign consensus (TIES and its kin) the loops compute in f32, every operation rounded to
+ * f32 (Math.fround after each step; weights and λ rounded to f32 first), as torch computes
+ * mergekit's f32 merges: the SIMD backend's f32x4 loops then give the same bits, and f32
+ * division runs four lanes at a time where f64 would run two at twice the latency. Without
+ * consensus the sum keeps f64 intermediates and is rounded once.
+ *
  * A NaN or ±Inf vᵢ left out by the consensus still poisons the sum (it adds 0·vᵢ), as mergekit's
  * `(weighted_deltas * mask).sum()` does; a NaN vote elects −1 (a NaN comparison is false).
  */
+import { simdFor } from '../simd/simd-module.js';
 
 export interface CombineArgs {
   readonly vs: readonly Float32Array[];
@@ -22,9 +29,9 @@ export interface CombineArgs {
 
 const DIVISOR_EPS = 1e-8;
 
-let vote = new Float64Array(0);
-let mixed = new Float64Array(0);
-let divs = new Float64Array(0);
+let vote = new Float32Array(0);
+let mixed = new Float32Array(0);
+let divs = new Float32Array(0);
 
 const sign = (v: number): number => (v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN);
 
@@ -61,48 +68,52 @@ export function combine(a: CombineArgs): void {
   // branch-free forms (signs are random, so branches mispredict): with p = [vote ≥ 0] and
   // pᵢ = [vᵢ > 0], nᵢ = [vᵢ < 0], model i agrees iff kᵢ = nᵢ + p·(pᵢ − nᵢ) = 1
   if (m === 2 && bySum) {
+    const fr = Math.fround;
     const v0 = vs[0]!, v1 = vs[1]!;
-    const w0 = weights[0]!, w1 = weights[1]!;
+    const w0 = fr(weights[0]!), w1 = fr(weights[1]!);
+    const lam = fr(lambda);
     for (let j = 0; j < n; j++) {
       const x = v0[j]!;
       const y = v1[j]!;
-      const p = +(x + y >= 0);
+      const p = +(fr(x + y) >= 0);
       const nx = +(x < 0), ny = +(y < 0);
       const kx = nx + p * (+(x > 0) - nx);
       const ky = ny + p * (+(y > 0) - ny);
-      const s = x * kx + y * ky;
+      const s = fr(x * kx + y * ky);
       if (norm) {
-        const d = w0 * kx + w1 * ky;
-        out[j] = base[j]! + lambda * (s / (d + +(d === 0)));
-      } else out[j] = base[j]! + lambda * s;
+        const d = fr(w0 * kx + w1 * ky);
+        out[j] = fr(base[j]! + fr(lam * fr(s / (d + +(d === 0)))));
+      } else out[j] = fr(base[j]! + fr(lam * s));
     }
     return;
   }
   if (m === 3 && bySum) {
+    const fr = Math.fround;
     const v0 = vs[0]!, v1 = vs[1]!, v2 = vs[2]!;
-    const w0 = weights[0]!, w1 = weights[1]!, w2 = weights[2]!;
+    const w0 = fr(weights[0]!), w1 = fr(weights[1]!), w2 = fr(weights[2]!);
+    const lam = fr(lambda);
     for (let j = 0; j < n; j++) {
       const x = v0[j]!;
       const y = v1[j]!;
       const z = v2[j]!;
-      const p = +(x + y + z >= 0);
+      const p = +(fr(fr(x + y) + z) >= 0);
       const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
       const kx = nx + p * (+(x > 0) - nx);
       const ky = ny + p * (+(y > 0) - ny);
       const kz = nz + p * (+(z > 0) - nz);
-      const s = x * kx + y * ky + z * kz;
+      const s = fr(fr(x * kx + y * ky) + z * kz);
       if (norm) {
-        const d = w0 * kx + w1 * ky + w2 * kz;
-        out[j] = base[j]! + lambda * (s / (d + +(d === 0)));
-      } else out[j] = base[j]! + lambda * s;
+        const d = fr(fr(w0 * kx + w1 * ky) + w2 * kz);
+        out[j] = fr(base[j]! + fr(lam * fr(s / (d + +(d === 0)))));
+      } else out[j] = fr(base[j]! + fr(lam * s));
     }
     return;
   }
-  // any number of models, any consensus: model by model over scratch rows
+  // any number of models, any consensus: model by model over f32 scratch rows (each += rounds to f32)
   if (vote.length < n) {
-    vote = new Float64Array(n);
-    mixed = new Float64Array(n);
-    divs = new Float64Array(n);
+    vote = new Float32Array(n);
+    mixed = new Float32Array(n);
+    divs = new Float32Array(n);
   }
   vote.fill(0, 0, n);
   mixed.fill(0, 0, n);
@@ -113,7 +124,7 @@ export function combine(a: CombineArgs): void {
   }
   for (let i = 0; i < m; i++) {
     const v = vs[i]!;
-    const w = weights[i]!;
+    const w = Math.fround(weights[i]!);
     for (let j = 0; j < n; j++) {
       const x = v[j]!;
       if (vote[j]! >= 0 ? x > 0 : x < 0) {
@@ -122,9 +133,11 @@ export function combine(a: CombineArgs): void {
       } else mixed[j]! += 0 * x;
     }
   }
+  const fr = Math.fround;
+  const lam = fr(lambda);
   for (let j = 0; j < n; j++) {
     const d = divs[j]!;
-    out[j] = base[j]! + lambda * (norm ? mixed[j]! / (d === 0 ? 1 : d) : mixed[j]!);
+    out[j] = fr(base[j]! + fr(lam * (norm ? fr(mixed[j]! / (d === 0 ? 1 : d)) : mixed[j]!)));
   }
 }
 
@@ -142,25 +155,16 @@ export interface ThinnedSumArgs {
   readonly lambda: number;
 }
 
-// the divisor for each agreement pattern k = Σ kᵢ·2ⁱ: Σ wᵢ·kᵢ, 1 where that is 0 (computed as combine does)
-const divisors = new Float64Array(8);
-
-function fillDivisors(weights: readonly number[], m: number): void {
-  for (let k = 0; k < 1 << m; k++) {
-    let dw = weights[0]! * (k & 1);
-    for (let i = 1; i < m; i++) dw += weights[i]! * ((k >> i) & 1);
-    divisors[k] = dw + +(dw === 0);
-  }
-}
-
 /**
  * TIES' whole map in one loop, for two or three models with sum consensus: per element, δᵢ,
- * vᵢ = f32(fᵢ·δᵢ·[|δᵢ| above the cut]), then `combine`'s sign election and sum, with the same
- * f32 roundings and the same operations in the same order, so the same bytes as thinning each
- * vector and then calling `combine`. Returns false (nothing written) for other model counts.
+ * vᵢ = f32(f32(fᵢ)·(δᵢ·[|δᵢ| above the cut])) (the mask first, as mergekit thins before it weights:
+ * a dropped finite δ gives ±0 even where fᵢ·δᵢ would overflow), then `combine`'s sign election and sum, in f32 with
+ * the same operations in the same order, so the same bits as thinning each vector (with the
+ * factor rounded to f32) and then calling `combine`. Returns false (nothing written) for other
+ * model counts.
  */
 export function combineThinnedSum(a: ThinnedSumArgs): boolean {
-  const { inputs, factors, thresholds, weights, out, n, lambda } = a;
+  const { inputs, thresholds, weights, out, n } = a;
   const m = inputs.length - 1;
   if (m !== 2 && m !== 3) return false;
   // key > thᵢ (f32 bits of |δ|, integers) ⟺ |δ| ≥ Fᵢ, the float whose bits are thᵢ + 1, or δ is
@@ -181,50 +185,71 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
     lo.push(thFloat[0]!);
     g.push(1);
   }
-  const base = inputs[0]!;
-  const norm = a.normalize;
-  const dt = divisors;
-  fillDivisors(weights, m);
   const fr = Math.fround;
+  const f = a.factors.map(fr);
+  const w = weights.map(fr);
+  const lam = fr(a.lambda);
+  const norm = a.normalize;
+  const base = inputs[0]!;
   if (m === 2) {
     const x0 = inputs[1]!, x1 = inputs[2]!;
-    const f0 = factors[0]!, f1 = factors[1]!;
+    const f0 = f[0]!, f1 = f[1]!, w0 = w[0]!, w1 = w[1]!;
     const l0 = lo[0]!, l1 = lo[1]!;
     const g0 = g[0]!, g1 = g[1]!;
+    const k = simdFor(base, x0, x1, out);
+    if (k) {
+      // the same loop on the SIMD backend (the same f32 operations in the same order, so the same bits)
+      k.tiesMap2(base.byteOffset, x0.byteOffset, x1.byteOffset, out.byteOffset, n, f0, f1, l0, l1, g0, g1, w0, w1, +norm, lam);
+      return true;
+    }
     for (let j = 0; j < n; j++) {
       const b = base[j]!;
       const d0 = fr(x0[j]! - b);
       const d1 = fr(x1[j]! - b);
-      const x = fr(f0 * d0 * (g0 & +!(Math.abs(d0) < l0)));
-      const y = fr(f1 * d1 * (g1 & +!(Math.abs(d1) < l1)));
-      const p = +(x + y >= 0);
+      const x = fr(f0 * (d0 * (g0 & +!(Math.abs(d0) < l0))));
+      const y = fr(f1 * (d1 * (g1 & +!(Math.abs(d1) < l1))));
+      const p = +(fr(x + y) >= 0);
       const nx = +(x < 0), ny = +(y < 0);
       const kx = nx + p * (+(x > 0) - nx);
       const ky = ny + p * (+(y > 0) - ny);
-      const s = x * kx + y * ky;
-      out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky]!) : b + lambda * s;
+      const s = fr(x * kx + y * ky);
+      if (norm) {
+        const d = fr(w0 * kx + w1 * ky);
+        out[j] = fr(b + fr(lam * fr(s / (d + +(d === 0)))));
+      } else out[j] = fr(b + fr(lam * s));
     }
     return true;
   }
   const x0 = inputs[1]!, x1 = inputs[2]!, x2 = inputs[3]!;
-  const f0 = factors[0]!, f1 = factors[1]!, f2 = factors[2]!;
+  const f0 = f[0]!, f1 = f[1]!, f2 = f[2]!, w0 = w[0]!, w1 = w[1]!, w2 = w[2]!;
   const l0 = lo[0]!, l1 = lo[1]!, l2 = lo[2]!;
   const g0 = g[0]!, g1 = g[1]!, g2 = g[2]!;
+  const k = simdFor(base, x0, x1, x2, out);
+  if (k) {
+    k.tiesMap3(
+      base.byteOffset, x0.byteOffset, x1.byteOffset, x2.byteOffset, out.byteOffset, n,
+      f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, +norm, lam,
+    );
+    return true;
+  }
   for (let j = 0; j < n; j++) {
     const b = base[j]!;
     const d0 = fr(x0[j]! - b);
     const d1 = fr(x1[j]! - b);
     const d2 = fr(x2[j]! - b);
-    const x = fr(f0 * d0 * (g0 & +!(Math.abs(d0) < l0)));
-    const y = fr(f1 * d1 * (g1 & +!(Math.abs(d1) < l1)));
-    const z = fr(f2 * d2 * (g2 & +!(Math.abs(d2) < l2)));
-    const p = +(x + y + z >= 0);
+    const x = fr(f0 * (d0 * (g0 & +!(Math.abs(d0) < l0))));
+    const y = fr(f1 * (d1 * (g1 & +!(Math.abs(d1) < l1))));
+    const z = fr(f2 * (d2 * (g2 & +!(Math.abs(d2) < l2))));
+    const p = +(fr(fr(x + y) + z) >= 0);
     const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
     const kx = nx + p * (+(x > 0) - nx);
     const ky = ny + p * (+(y > 0) - ny);
     const kz = nz + p * (+(z > 0) - nz);
-    const s = x * kx + y * ky + z * kz;
-    out[j] = norm ? b + lambda * (s / dt[kx + 2 * ky + 4 * kz]!) : b + lambda * s;
+    const s = fr(fr(x * kx + y * ky) + z * kz);
+    if (norm) {
+      const d = fr(fr(w0 * kx + w1 * ky) + w2 * kz);
+      out[j] = fr(b + fr(lam * fr(s / (d + +(d === 0)))));
+    } else out[j] = fr(b + fr(lam * s));
   }
   return true;
 }

@@ -28,6 +28,7 @@
  * depend on which thread ran which block.
  */
 import { WeightspaceError } from '../../core/errors.js';
+import { simdFor, simdWords, type SimdKernels } from '../simd/simd-module.js';
 
 export const SELECT_PASSES = 4;
 
@@ -299,6 +300,15 @@ export function selectReduceDeltas(
     histScratch(sources);
     const live: boolean[] = [];
     for (let s = 0; s < sources; s++) live.push(cuts.some((c, i) => c.source === s && state.kind[i] === 'cut'));
+    const k = simdScratch(sources * HI_BUCKETS, inputs);
+    if (k) {
+      // the SIMD backend counts into a dense histogram of its own, then hands over the touched buckets
+      const h = simdCounts.byteOffset;
+      if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
+      else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
+      nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
+      return;
+    }
     if (sources === 2 && live[0] && live[1]) {
       // both models in one loop: the base is read once
       nTouched = histDeltas2(base, inputs[1]!, inputs[2]!, n, hist, touched, nTouched);
@@ -313,18 +323,66 @@ export function selectReduceDeltas(
   candScratch(cuts.length);
   const live: number[] = [];
   for (let c = 0; c < cuts.length; c++) if (state.kind[c] === 'cut' && state.mode[c] === 'cand') live.push(c);
+  const k = simdScratch(cuts.length * LO_BUCKETS, inputs);
   if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
     // two models' cuts in one loop: the base is read once
     const [c0, c1] = live as [number, number];
     candBegin(state, c0, offs);
     candBegin(state, c1, offs);
-    lowDeltas2(base, inputs[cuts[c0]!.source + 1]!, inputs[cuts[c1]!.source + 1]!, n, state.t[c0]!, state.t[c1]!, c0, c1);
+    const x0 = inputs[cuts[c0]!.source + 1]!;
+    const x1 = inputs[cuts[c1]!.source + 1]!;
+    if (!k) {
+      lowDeltas2(base, x0, x1, n, state.t[c0]!, state.t[c1]!, c0, c1);
+      return;
+    }
+    const off0 = c0 * LO_BUCKETS;
+    const off1 = c1 * LO_BUCKETS;
+    k.lowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, state.t[c0]!, state.t[c1]!, simdCounts.byteOffset + 4 * off0, simdCounts.byteOffset + 4 * off1);
+    loCount[c0] = takeSimdCounts(k, off0, LO_BUCKETS, off0, loHist, loTouched.subarray(off0), loCount[c0]!);
+    loCount[c1] = takeSimdCounts(k, off1, LO_BUCKETS, off1, loHist, loTouched.subarray(off1), loCount[c1]!);
     return;
   }
   for (const c of live) {
     candBegin(state, c, offs);
-    loCount[c] = lowDeltas(base, inputs[cuts[c]!.source + 1]!, n, state.t[c]!, c * LO_BUCKETS, loHist, loTouched, loCount[c]!);
+    const x = inputs[cuts[c]!.source + 1]!;
+    const off = c * LO_BUCKETS;
+    if (k) {
+      k.lowDeltas(base.byteOffset, x.byteOffset, n, state.t[c]!, simdCounts.byteOffset + 4 * off);
+      loCount[c] = takeSimdCounts(k, off, LO_BUCKETS, off, loHist, loTouched.subarray(off), loCount[c]!);
+      continue;
+    }
+    loCount[c] = lowDeltas(base, x, n, state.t[c]!, off, loHist, loTouched, loCount[c]!);
   }
+}
+
+// the SIMD backend's dense counters (a histogram, or the cuts' low-bit histograms) and the
+// (index, count) pairs it hands them over in
+let simdCounts = new Uint32Array(0);
+let simdPairs = new Uint32Array(0);
+
+/** The SIMD kernels when the inputs and `counters` counters can live in its memory. */
+function simdScratch(counters: number, inputs: readonly Float32Array[]): SimdKernels | undefined {
+  if (!simdFor(...inputs)) return undefined;
+  if (simdCounts.length < counters) {
+    simdCounts = simdWords(counters);
+    simdPairs = simdWords(2 * counters);
+  }
+  return simdFor(simdCounts, simdPairs, ...inputs);
+}
+
+/**
+ * Moves the SIMD counters [from, from + len) (zeroing them) into a sparse JS histogram: h[off + i] += count,
+ * recording in tc the entries that were 0. Returns the new touched count.
+ */
+function takeSimdCounts(k: SimdKernels, from: number, len: number, off: number, h: Uint32Array, tc: Int32Array, nt: number): number {
+  const m = k.takeCounts(simdCounts.byteOffset + 4 * from, len, simdPairs.byteOffset);
+  const p = simdPairs;
+  for (let i = 0; i < m; i++) {
+    const b = off + p[2 * i]!;
+    if (h[b] === 0) tc[nt++] = b;
+    h[b] = h[b]! + p[2 * i + 1]!;
+  }
+  return nt;
 }
 
 function histDeltas(base: Float32Array, x: Float32Array, n: number, off: number, h: Uint32Array, tc: Int32Array, nt: number): number {
@@ -540,6 +598,21 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
 export function tiesKept(state: SelectState, c: number, blockIndex: number): number {
   const tb = state.tieBlock[c]!;
   return blockIndex < tb ? Infinity : blockIndex > tb ? 0 : state.tieRank[c]!;
+}
+
+/**
+ * The index just past the `kept`-th key equal to T in the block, keys being |f32(x − base)|: in the
+ * block holding a cut's last kept tie, the ties before it are above the cut and those after it are not.
+ */
+export function tieEnd(t: number, kept: number, base: Float32Array, x: Float32Array, n: number): number {
+  const f = one;
+  const u = oneBits;
+  let left = kept;
+  for (let j = 0; j < n; j++) {
+    f[0] = x[j]! - base[j]!;
+    if ((u[0]! & KEY_MASK) === t && --left === 0) return j + 1;
+  }
+  throw new WeightspaceError('internal', `select: the block holds fewer than ${kept} ties at ${t}`);
 }
 
 /**

@@ -6,7 +6,7 @@ import { combine, combineThinnedSum } from './ta-combine.js';
 import { dellaRowProbs } from './ta-della.js';
 import {
   SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength, selectFinish, selectFold,
-  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tiesKept, type Cut, type SelectState,
+  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tieEnd, tiesKept, type Cut, type SelectState,
 } from './ta-select.js';
 
 export interface TaskArithmeticState {
@@ -172,19 +172,28 @@ function keepMask(p: TaskArithmeticParams, sel: SelectState, i: number, block: B
   }
 }
 
-// the fused TIES map's per-model settings for the block being mapped
+// the fused TIES map's per-model settings for the block being mapped: factor, keep threshold
+// before and after the model's split (the index past its last kept tie; 0 when it has none)
 const factors: number[] = [];
 const thresholds: number[] = [];
+const thresholdsAfter: number[] = [];
+const splits: number[] = [];
 
 /**
  * For TIES' fused map (combineThinnedSum): each model's factor wᵢ·sᵢ and keep threshold on the
- * f32 bits of |δᵢ|, as keepAboveCut would apply them in this block. False when a model needs
- * keepAboveCut's other forms (a cut keeping nothing, the block where the ties at the cut end).
+ * f32 bits of |δᵢ|, as keepAboveCut would apply them in this block; in the block where a cut's
+ * ties end, the threshold keeps the ties up to the split and drops those after it. False when a
+ * model needs keepAboveCut's other forms (a cut keeping nothing, a cut value in the NaN range).
  */
-function fusedSettings(p: TaskArithmeticParams, state: TaskArithmeticState | undefined, sel: SelectState, blockIndex: number): boolean {
+function fusedSettings(
+  p: TaskArithmeticParams, state: TaskArithmeticState | undefined, sel: SelectState, block: BlockInfo, inputs: readonly Float32Array[],
+): boolean {
   const models = p.weights.length;
   factors.length = models;
   thresholds.length = models;
+  thresholdsAfter.length = models;
+  splits.length = models;
+  splits.fill(0);
   for (let i = 0; i < models; i++) {
     const w = p.weights[i]!;
     if (!thinned(p, i)) {
@@ -200,13 +209,44 @@ function fusedSettings(p: TaskArithmeticParams, state: TaskArithmeticState | und
       continue;
     }
     if (kind === 'none') return false;
-    const kept = tiesKept(sel, i, blockIndex);
+    const kept = tiesKept(sel, i, block.blockIndex);
     const t = sel.t[i]!;
     if (kept === Infinity) thresholds[i] = t - 1;
     else if (kept === 0) thresholds[i] = t;
-    else return false;
+    else {
+      if (t >= 0x7f800000) return false;
+      thresholds[i] = t - 1;
+      thresholdsAfter[i] = t;
+      splits[i] = tieEnd(t, kept, inputs[0]!, inputs[i + 1]!, block.length);
+    }
   }
   return true;
+}
+
+/**
+ * TIES' fused map over the block, in segments between the models' splits (each segment has one
+ * threshold per model). False (nothing written) when the model count has no fused loop.
+ */
+function fusedMap(p: TaskArithmeticParams, inputs: readonly Float32Array[], out: Float32Array, n: number): boolean {
+  const models = p.weights.length;
+  const ins = inputs.length === models + 1 ? inputs : inputs.slice(0, models + 1);
+  const cuts = [...new Set(splits.filter((s) => s > 0 && s < n))].sort((a, b) => a - b);
+  let from = 0;
+  for (const to of [...cuts, n]) {
+    const done = combineThinnedSum({
+      inputs: ins.map((x) => x.subarray(from, to)), factors, thresholds: segment(from), weights: p.weights,
+      out: out.subarray(from, to), n: to - from, normalize: p.normalize, lambda: p.lambda,
+    });
+    // declined only for a model count or a threshold that no segment can take: on the first one
+    if (!done) return false;
+    from = to;
+  }
+  return true;
+}
+
+/** Each model's threshold in the segment starting at `from`: after its split, its ties are out. */
+function segment(from: number): number[] {
+  return thresholds.map((t, i) => (splits[i]! > 0 && from >= splits[i]! ? thresholdsAfter[i]! : t));
 }
 
 /**
@@ -321,12 +361,8 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const plan = planOf(params, numelOf(block.shape));
     // with no select pass run (every cut trivial), the initial state says which cuts keep all or nothing
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
-    if (params.sparsify === 'magnitude' && params.consensus === 'sum' && fusedSettings(params, state, sel, block.blockIndex)) {
-      const done = combineThinnedSum({
-        inputs: inputs.length === models + 1 ? inputs : inputs.slice(0, models + 1), factors, thresholds,
-        weights: params.weights, out, n, normalize: params.normalize, lambda: params.lambda,
-      });
-      if (done) {
+    if (params.sparsify === 'magnitude' && params.consensus === 'sum' && (models === 2 || models === 3) && fusedSettings(params, state, sel, block, inputs)) {
+      if (fusedMap(params, inputs, out, n)) {
         for (let k = 1; k < outputs.length; k++) outputs[k]!.set(out.subarray(0, n));
         return;
       }
@@ -334,18 +370,20 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     scratch(models, n);
     computeDeltas(inputs, models, n);
 
-    // thin, rescale and weight each task vector in place: dᵢ ← wᵢ·sᵢ·mᵢ·δᵢ (stored as f32)
+    // thin, rescale and weight each task vector in place: dᵢ ← f32(wᵢ·sᵢ)·mᵢ·δᵢ (stored as f32;
+    // the factor in f32, as the fused map takes it)
     for (let i = 0; i < models; i++) {
       const d = deltas[i]!;
       const w = params.weights[i]!;
       if (!thinned(params, i)) {
-        for (let j = 0; j < n; j++) d[j] = w * d[j]!;
+        const wf = Math.fround(w);
+        for (let j = 0; j < n; j++) d[j] = wf * d[j]!;
         continue;
       }
       const rho = densityOf(params, i);
       const s = params.rescale === 'l1' ? (state?.scales?.[i] ?? 1) : params.rescale === 'density' ? 1 / rho : 1;
       if (params.sparsify === 'magnitude') {
-        keepAboveCut(sel, i, d, deltaBits[i]!, n, block.blockIndex, w * s);
+        keepAboveCut(sel, i, d, deltaBits[i]!, n, block.blockIndex, Math.fround(w * s));
         continue;
       }
       keepMask(params, sel, i, block, n);
@@ -354,7 +392,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
         continue;
       }
       // a multiply by the mask, as mergekit's: a dropped NaN or ±Inf stays NaN
-      const ws = w * s;
+      const ws = Math.fround(w * s);
       for (let j = 0; j < n; j++) d[j] = ws * d[j]! * mask[j]!;
     }
     combine({

@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { combine, combineThinnedSum } from '../../../worker/kernels/ta-combine.js';
+import { combine, combineThinnedSum, type ThinnedSumArgs } from '../../../worker/kernels/ta-combine.js';
+import { simdFloats, simdFor } from '../../../worker/simd/simd-module.js';
 import { gaussian, rng } from './merge-harness.js';
 
 // combineThinnedSum fuses δ, the cut, the weighting and combine's sign election into one loop:
@@ -16,7 +17,8 @@ function unfused(inputs: Float32Array[], factors: number[], thresholds: number[]
     const bits = new Uint32Array(d.buffer);
     for (let j = 0; j < n; j++) d[j] = x[j]! - base[j]!;
     const v = new Float32Array(n);
-    for (let j = 0; j < n; j++) v[j] = factors[i]! * d[j]! * ((bits[j]! & 0x7fffffff) > thresholds[i]! ? 1 : 0);
+    const f = Math.fround(factors[i]!);
+    for (let j = 0; j < n; j++) v[j] = f * d[j]! * ((bits[j]! & 0x7fffffff) > thresholds[i]! ? 1 : 0);
     return v;
   });
   const out = new Float32Array(n);
@@ -25,10 +27,38 @@ function unfused(inputs: Float32Array[], factors: number[], thresholds: number[]
 }
 
 function sameBytes(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
-describe('combineThinnedSum', () => {
+function inSimd(x: Float32Array): Float32Array {
+  const y = simdFloats(x.length);
+  y.set(x);
+  return y;
+}
+
+/**
+ * The same bits, except that a NaN's sign may differ: x86 returns the first operand's NaN (or a
+ * negative default NaN for Inf·0), and V8 may swap the operands of a commutative operation.
+ */
+function sameBitsOrNaN(a: Float32Array, b: Float32Array): boolean {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let j = 0; j < a.length; j++) if (x[j] !== y[j] && !(Number.isNaN(a[j]) && Number.isNaN(b[j]))) return false;
+  return a.length === b.length;
+}
+
+/** Runs the fused map on both backends (JS arrays; copies in the SIMD memory) and checks they agree. */
+function fused(args: ThinnedSumArgs): boolean {
+  const done = combineThinnedSum(args);
+  const inputs = args.inputs.map(inSimd);
+  const out = simdFloats(args.n);
+  expect(simdFor(...inputs, out)).toBeDefined();
+  expect(combineThinnedSum({ ...args, inputs, out })).toBe(done);
+  if (done) expect(sameBitsOrNaN(out, args.out)).toBe(true);
+  return done;
+}
+
+describe('combineThinnedSum, on the JavaScript and SIMD backends', () => {
   const settings: [string, number[], number[], boolean, number][] = [
     ['equal weights, normalized', [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], true, 1],
     ['negative and zero weights', [1, -0.7, 0], [1, -0.7, 0], true, 1.3],
@@ -53,7 +83,7 @@ describe('combineThinnedSum', () => {
         for (const th of [[-1, -1, -1], [t, t - 1, -1], [2147483647, t, t - 1]]) {
           const out = new Float32Array(n);
           const args = { inputs, factors: f.slice(0, m), thresholds: th.slice(0, m), weights: w.slice(0, m), out, n, normalize, lambda };
-          expect(combineThinnedSum(args)).toBe(true);
+          expect(fused(args)).toBe(true);
           expect(sameBytes(out, unfused(inputs, args.factors, args.thresholds, args.weights, normalize, lambda))).toBe(true);
         }
       });
@@ -73,7 +103,7 @@ describe('combineThinnedSum', () => {
       const thresholds = [t, t - 1, -1].slice(0, m);
       const factors = [0.5, 0.8, 0.3].slice(0, m);
       const out = new Float32Array(n);
-      expect(combineThinnedSum({ inputs, factors, thresholds, weights: factors, out, n, normalize: true, lambda: 1 })).toBe(true);
+      expect(fused({ inputs, factors, thresholds, weights: factors, out, n, normalize: true, lambda: 1 })).toBe(true);
       expect(sameBytes(out, unfused(inputs, factors, thresholds, factors, true, 1))).toBe(true);
     });
   }

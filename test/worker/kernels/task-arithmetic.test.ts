@@ -3,6 +3,7 @@ import { tensorKey, uniformAt } from '../../../core/counter-rng.js';
 import { BLOCK_ELEMENTS, blocksOf } from '../../../core/plan.js';
 import { dellaRowProbs } from '../../../worker/kernels/ta-della.js';
 import { SELECT_LIMITS } from '../../../worker/kernels/ta-select.js';
+import { setSimdEnabled, simdUse } from '../../../worker/simd/simd-module.js';
 import type { TaskArithmeticParams } from '../../../core/specs/merge-spec.js';
 import { f32, fineTune, gaussian, maxRelError, runKernel, shuffledDispatcher } from './merge-harness.js';
 
@@ -87,12 +88,16 @@ function refGta(name: string, shape: readonly number[], base: Float32Array, mode
       }
       scale = before >= 1e-7 && after >= 1e-7 ? before / after : 1;
     }
+    // the factor wᵢ·sᵢ is rounded to f32 (as torch holds mergekit's weights in the deltas' dtype)
+    const fr = Math.fround;
+    const w = p.weights[i]!;
     const out = new Float64Array(n);
     for (let j = 0; j < n; j++) {
-      if (!on) out[j] = Math.fround(p.weights[i]! * d[j]!);
+      if (!on) out[j] = fr(fr(w) * d[j]!);
       else if (!masks[i]![j]) out[j] = 0 * d[j]!; // mergekit multiplies by the mask: a dropped NaN stays NaN
-      else if (p.rescale === 'density') out[j] = Math.fround((p.weights[i]! * d[j]!) / (p.sparsify === 'della' ? probs[i]![j]! : rho));
-      else out[j] = Math.fround(p.weights[i]! * scale * d[j]!);
+      else if (p.rescale === 'density' && p.sparsify === 'della') out[j] = fr((w * d[j]!) / probs[i]![j]!);
+      else if (p.rescale === 'density') out[j] = fr(fr(w * (1 / rho)) * d[j]!);
+      else out[j] = fr(fr(w * scale) * d[j]!);
     }
     return out;
   });
@@ -105,16 +110,21 @@ function refGta(name: string, shape: readonly number[], base: Float32Array, mode
       for (const t of tv) mixed += t[j]!;
       div = Math.abs(wsum) < 1e-8 ? 1 : wsum;
     } else {
+      // with consensus, f32 arithmetic: every operation rounded to f32
+      const fr = Math.fround;
       let vote = 0;
-      for (const t of tv) vote += p.consensus === 'sum' ? t[j]! : Math.sign(t[j]!);
+      for (const t of tv) vote = fr(vote + (p.consensus === 'sum' ? t[j]! : Math.sign(t[j]!)));
       const sign = vote >= 0 ? 1 : -1;
       tv.forEach((t, i) => {
         if (Math.sign(t[j]!) === sign) {
-          mixed += t[j]!;
-          div += p.weights[i]!;
-        } else mixed += 0 * t[j]!;
+          mixed = fr(mixed + t[j]!);
+          div = fr(div + fr(p.weights[i]!));
+        } else mixed = fr(mixed + 0 * t[j]!);
       });
       if (div === 0) div = 1;
+      if (p.normalize) mixed = fr(mixed / div);
+      out[j] = fr(base[j]! + fr(fr(p.lambda) * mixed));
+      continue;
     }
     if (p.normalize) mixed /= div;
     out[j] = base[j]! + p.lambda * mixed;
@@ -246,6 +256,28 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
         expect(Buffer.from(slow.buffer).equals(Buffer.from(fast.buffer))).toBe(true);
       } finally {
         SELECT_LIMITS.candidateCap = saved;
+      }
+    });
+  }
+
+  // the executor runs the decode, TIES' selection passes and its fused map on the SIMD backend
+  // when its scratch lives there (always, here): the JavaScript loops must give the same bytes
+  for (const [label, p, m] of [
+    ['ties, two models', { ...TIES, weights: [0.5, 0.5], densities: [0.5, 0.5] }, 2],
+    ['ties, three models, rescale density', { ...TIES, rescale: 'density', weights: [1, 0.5, 0.7], densities: [0.5, 0.3, 0.9] }, 3],
+    ['breadcrumbs_ties', cases.find(([l]) => l === 'breadcrumbs_ties')![1], 3],
+  ] as [string, Ref, number][]) {
+    it(`${label}: the SIMD and JavaScript backends give the same bytes`, async () => {
+      const inputs = [base, ...models.slice(0, m)];
+      const before = simdUse.calls;
+      const simd = await runKernel('task-arithmetic', p, inputs, shape, { name });
+      expect(simdUse.calls).toBeGreaterThan(before);
+      setSimdEnabled(false);
+      try {
+        const js = await runKernel('task-arithmetic', p, inputs, shape, { name });
+        expect(Buffer.from(js.buffer).equals(Buffer.from(simd.buffer))).toBe(true);
+      } finally {
+        setSimdEnabled(true);
       }
     });
   }

@@ -1,0 +1,166 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
+import { decodeInto, encodeFrom } from '../../../worker/simd/simd-codec.js';
+import { setSimdEnabled, simdBytes, simdFloats, simdFor, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
+import { rng } from '../kernels/merge-harness.js';
+
+// Each WebAssembly loop against a naive JavaScript reference, bit for bit, on lengths that
+// exercise the vector body and the scalar tail, with NaN, ±Inf, ±0 and subnormals.
+
+afterEach(() => setSimdEnabled(true));
+
+function kernels(...arrays: ArrayBufferView[]): SimdKernels {
+  const k = simdFor(...arrays);
+  if (!k) throw new Error('arrays are not in the simd memory');
+  return k;
+}
+
+function floatsOf(bits: Uint32Array): Float32Array {
+  const f = simdFloats(bits.length);
+  new Uint32Array(f.buffer, f.byteOffset, bits.length).set(bits);
+  return f;
+}
+
+function bitsOf(f: Float32Array): Uint32Array {
+  return new Uint32Array(f.buffer, f.byteOffset, f.length);
+}
+
+/** Random f32 bit patterns, a third of them special (NaN payloads, ±Inf, ±0, subnormals, rounding ties for bf16). */
+function nastyBits(n: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  const specials = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x00000001, 0x807fffff, 0x3f808000, 0x3f818000, 0x3f80ffff, 0x7f7fffff, 0xff7fffff];
+  const out = new Uint32Array(n);
+  for (let j = 0; j < n; j++) out[j] = r() < 0.33 ? specials[Math.floor(r() * specials.length)]! : Math.floor(r() * 2 ** 32) >>> 0;
+  return out;
+}
+
+describe('simd backend', () => {
+  it('is loaded, and serves only arrays in its own memory', () => {
+    const inside = simdFloats(8);
+    expect(simdFor(inside)).toBeDefined();
+    expect(simdFor(inside, new Float32Array(8))).toBeUndefined();
+    setSimdEnabled(false);
+    expect(simdFor(inside)).toBeUndefined();
+  });
+
+  it('hands out separate, aligned scratch, and a buffer of its own when the memory is full', () => {
+    const a = simdBytes(100);
+    const b = simdBytes(100);
+    expect(a.buffer).toBe(b.buffer);
+    expect(b.byteOffset).toBeGreaterThanOrEqual(a.byteOffset + 100);
+    expect(a.byteOffset % 64).toBe(0);
+    const huge = simdBytes(512 << 20);
+    expect(huge.buffer).not.toBe(a.buffer);
+    expect(simdFor(huge)).toBeUndefined();
+  });
+});
+
+describe('bf16 codecs', () => {
+  it('decode: every bf16 value, as core/dtypes.ts decodes it', () => {
+    for (const n of [65536, 65531]) {
+      const raw = simdBytes(2 * n);
+      const words = new Uint16Array(raw.buffer, raw.byteOffset, n);
+      for (let i = 0; i < n; i++) words[i] = (i * 40503) & 0xffff; // a permutation of all 16-bit values
+      const wasm = simdFloats(n);
+      decodeInto('BF16', raw, wasm, n);
+      kernels(raw, wasm);
+      const js = new Float32Array(n);
+      decodeBlock('BF16', raw.slice(), js, n);
+      expect(Buffer.from(bitsOf(wasm).buffer, wasm.byteOffset, 4 * n).equals(Buffer.from(js.buffer))).toBe(true);
+    }
+  });
+
+  it('encode: round to nearest even, NaN kept quiet, as core/dtypes.ts encodes', () => {
+    for (const n of [100_000, 99_997]) {
+      const src = floatsOf(nastyBits(n, n));
+      const wasm = simdBytes(2 * n);
+      encodeFrom('BF16', src, wasm, n);
+      kernels(src, wasm);
+      const js = new Uint8Array(2 * n);
+      encodeBlock('BF16', new Float32Array(src), js, n);
+      expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    }
+    // hand vectors: 1 + 2⁻⁸ is a tie (to even: 1), 1 + 3·2⁻⁸ a tie (to even: 1 + 2⁻⁶), a signalling NaN turns quiet
+    const src = floatsOf(new Uint32Array([0x3f808000, 0x3f818000, 0x7f800001, 0xc0490fdb]));
+    const out = simdBytes(8);
+    encodeFrom('BF16', src, out, 4);
+    expect([...new Uint16Array(out.buffer, out.byteOffset, 4)].map((x) => x.toString(16))).toEqual(['3f80', '3f82', '7fc0', 'c049']);
+  });
+});
+
+describe('TIES selection loops', () => {
+  const KEY = 0x7fffffff;
+  const key = (x: number, b: number): number => new Uint32Array(new Float32Array([x - b]).buffer)[0]! & KEY;
+
+  function inputs(n: number, seed: number): Float32Array[] {
+    const r = rng(seed);
+    const base = simdFloats(n);
+    const x0 = simdFloats(n);
+    const x1 = simdFloats(n);
+    for (let j = 0; j < n; j++) {
+      base[j] = (r() - 0.5) * 0.1;
+      // coarse deltas (many ties), and a few specials
+      x0[j] = base[j]! + Math.round((r() - 0.5) * 64) / 4096;
+      x1[j] = r() < 0.01 ? [NaN, Infinity, -0][j % 3]! : base[j]! + (r() - 0.5) * 0.01;
+    }
+    return [base, x0, x1];
+  }
+
+  it('histDeltas2 and histDeltas count the high 16 bits of |δ| as the naive loop does, and takeCounts hands them over', () => {
+    const n = 10_003;
+    const [base, x0, x1] = inputs(n, 5) as [Float32Array, Float32Array, Float32Array];
+    const hist = simdWords(2 << 16);
+    const pairs = simdWords(4 << 16);
+    const k = kernels(base, x0, x1, hist, pairs);
+    const naive = new Map<number, number>();
+    for (let j = 0; j < n; j++) {
+      for (const [s, x] of [[0, x0], [1, x1]] as const) {
+        const b = (s << 16) + (key(x[j]!, base[j]!) >>> 15);
+        naive.set(b, (naive.get(b) ?? 0) + 1);
+      }
+    }
+    const check = (): void => {
+      const m = k.takeCounts(hist.byteOffset, 2 << 16, pairs.byteOffset);
+      const got = new Map<number, number>();
+      for (let i = 0; i < m; i++) got.set(pairs[2 * i]!, pairs[2 * i + 1]!);
+      expect(got).toEqual(naive);
+      expect(hist.every((c) => c === 0)).toBe(true);
+    };
+    k.histDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, hist.byteOffset);
+    check();
+    k.histDeltas(base.byteOffset, x0.byteOffset, n, hist.byteOffset);
+    k.histDeltas(base.byteOffset, x1.byteOffset, n, hist.byteOffset + (4 << 16));
+    check();
+  });
+
+  it('lowDeltas and lowDeltas2 count the low 15 bits of the keys in one high bucket', () => {
+    const n = 10_001;
+    const [base, x0, x1] = inputs(n, 9) as [Float32Array, Float32Array, Float32Array];
+    const t0 = key(4 / 4096, 0) >>> 15;
+    const t1 = key(0.002, 0) >>> 15;
+    const lo = simdWords(2 << 15);
+    const pairs = simdWords(2 << 15);
+    const k = kernels(base, x0, x1, lo, pairs);
+    const naive = (x: Float32Array, t: number): Map<number, number> => {
+      const m = new Map<number, number>();
+      for (let j = 0; j < n; j++) {
+        const kk = key(x[j]!, base[j]!);
+        if (kk >>> 15 === t) m.set(kk & 0x7fff, (m.get(kk & 0x7fff) ?? 0) + 1);
+      }
+      expect(m.size).toBeGreaterThan(0);
+      return m;
+    };
+    const taken = (at: number): Map<number, number> => {
+      const m = k.takeCounts(at, 1 << 15, pairs.byteOffset);
+      const got = new Map<number, number>();
+      for (let i = 0; i < m; i++) got.set(pairs[2 * i]!, pairs[2 * i + 1]!);
+      return got;
+    };
+    const lo1 = lo.byteOffset + (4 << 15);
+    k.lowDeltas(base.byteOffset, x0.byteOffset, n, t0, lo.byteOffset);
+    expect(taken(lo.byteOffset)).toEqual(naive(x0, t0));
+    k.lowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, t0, t1, lo.byteOffset, lo1);
+    expect(taken(lo.byteOffset)).toEqual(naive(x0, t0));
+    expect(taken(lo1)).toEqual(naive(x1, t1));
+  });
+});

@@ -1,0 +1,324 @@
+// AssemblyScript (compiled to WebAssembly with SIMD by `npm run build:wasm`): the hot loops of
+// the executor and of TIES over f32 blocks in the module's memory, which JS shares as typed
+// arrays. Pointers are byte offsets into that memory; n counts elements. Every function gives
+// the same bits as the JavaScript loop it stands for (see worker/simd/simd-kernels.ts).
+
+const KEY_MASK: u32 = 0x7fffffff;
+const HI_SHIFT: u32 = 15;
+const LO_MASK: u32 = 0x7fff;
+
+/** bf16 → f32: each 16-bit value becomes the high half of a 32-bit word. */
+export function decodeBf16(src: usize, dst: usize, n: i32): void {
+  let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const v = v128.load(src + (<usize>j << 1));
+    v128.store(dst + (<usize>j << 2), i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+    v128.store(dst + (<usize>j << 2), i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+  }
+  for (; j < n; j++) store<u32>(dst + (<usize>j << 2), (<u32>load<u16>(src + (<usize>j << 1))) << 16);
+}
+
+/** f32 → bf16, round to nearest even; NaN stays NaN (quiet bit set). */
+export function encodeBf16(src: usize, dst: usize, n: i32): void {
+  let j = 0;
+  const absMask = i32x4.splat(0x7fffffff);
+  const inf = i32x4.splat(0x7f800000);
+  const bias = i32x4.splat(0x7fff);
+  const one = i32x4.splat(1);
+  const quiet = i32x4.splat(0x0040);
+  for (; j + 8 <= n; j += 8) {
+    const a = v128.load(src + (<usize>j << 2));
+    const b = v128.load(src + (<usize>j << 2), 16);
+    const ra = encode4(a, absMask, inf, bias, one, quiet);
+    const rb = encode4(b, absMask, inf, bias, one, quiet);
+    v128.store(dst + (<usize>j << 1), i16x8.narrow_i32x4_u(ra, rb));
+  }
+  for (; j < n; j++) {
+    const b = load<u32>(src + (<usize>j << 2));
+    const r: u32 = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x0040 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    store<u16>(dst + (<usize>j << 1), <u16>r);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function encode4(a: v128, absMask: v128, inf: v128, bias: v128, one: v128, quiet: v128): v128 {
+  const hi = i32x4.shr_u(a, 16);
+  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(a, bias), v128.and(hi, one)), 16);
+  const nan = i32x4.gt_u(v128.and(a, absMask), inf);
+  // narrow_u saturates signed inputs to [0, 65535]: values here are already in range
+  return v128.bitselect(v128.or(hi, quiet), rounded, nan);
+}
+
+/**
+ * TIES' histogram pass for two models: for δᵢ = f32(xᵢ − base), adds 1 to hist[i·2¹⁶ + (|δᵢ| bits >> 15)]
+ * (hist: 2·2¹⁶ u32 counters).
+ */
+export function histDeltas2(base: usize, x0: usize, x1: usize, n: i32, hist: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const h1 = hist + (1 << 18);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const k0 = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x0 + o), b), mask), HI_SHIFT);
+    const k1 = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x1 + o), b), mask), HI_SHIFT);
+    bump(hist, i32x4.extract_lane(k0, 0));
+    bump(h1, i32x4.extract_lane(k1, 0));
+    bump(hist, i32x4.extract_lane(k0, 1));
+    bump(h1, i32x4.extract_lane(k1, 1));
+    bump(hist, i32x4.extract_lane(k0, 2));
+    bump(h1, i32x4.extract_lane(k1, 2));
+    bump(hist, i32x4.extract_lane(k0, 3));
+    bump(h1, i32x4.extract_lane(k1, 3));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    bump(hist, <i32>((reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK) >>> HI_SHIFT));
+    bump(h1, <i32>((reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK) >>> HI_SHIFT));
+  }
+}
+
+/** The same for one model (hist: 2¹⁶ counters). */
+export function histDeltas(base: usize, x: usize, n: i32, hist: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const k = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask), HI_SHIFT);
+    bump(hist, i32x4.extract_lane(k, 0));
+    bump(hist, i32x4.extract_lane(k, 1));
+    bump(hist, i32x4.extract_lane(k, 2));
+    bump(hist, i32x4.extract_lane(k, 3));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    bump(hist, <i32>((reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK) >>> HI_SHIFT));
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function bump(hist: usize, b: i32): void {
+  const p = hist + (<usize>b << 2);
+  store<u32>(p, load<u32>(p) + 1);
+}
+
+/**
+ * TIES' candidate pass for one model: for the δ whose high key bits equal t, adds 1 to
+ * lo[key & 0x7fff] (lo: 2¹⁵ counters).
+ */
+export function lowDeltas(base: usize, x: usize, n: i32, t: u32, lo: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const tv = i32x4.splat(t);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const k = v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask);
+    const hit = i32x4.eq(i32x4.shr_u(k, HI_SHIFT), tv);
+    if (!v128.any_true(hit)) continue;
+    if (i32x4.extract_lane(hit, 0)) bump(lo, i32x4.extract_lane(k, 0) & LO_MASK);
+    if (i32x4.extract_lane(hit, 1)) bump(lo, i32x4.extract_lane(k, 1) & LO_MASK);
+    if (i32x4.extract_lane(hit, 2)) bump(lo, i32x4.extract_lane(k, 2) & LO_MASK);
+    if (i32x4.extract_lane(hit, 3)) bump(lo, i32x4.extract_lane(k, 3) & LO_MASK);
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const d = reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK;
+    if (d >>> HI_SHIFT == t) bump(lo, <i32>(d & LO_MASK));
+  }
+}
+
+/** lowDeltas for two models in one loop (the base is read once): lo0 for x0's cut t0, lo1 for x1's t1. */
+export function lowDeltas2(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t1: u32, lo0: usize, lo1: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const tv0 = i32x4.splat(t0);
+  const tv1 = i32x4.splat(t1);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
+    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
+    const hit0 = i32x4.eq(i32x4.shr_u(k0, HI_SHIFT), tv0);
+    const hit1 = i32x4.eq(i32x4.shr_u(k1, HI_SHIFT), tv1);
+    if (!v128.any_true(v128.or(hit0, hit1))) continue;
+    if (i32x4.extract_lane(hit0, 0)) bump(lo0, i32x4.extract_lane(k0, 0) & LO_MASK);
+    if (i32x4.extract_lane(hit0, 1)) bump(lo0, i32x4.extract_lane(k0, 1) & LO_MASK);
+    if (i32x4.extract_lane(hit0, 2)) bump(lo0, i32x4.extract_lane(k0, 2) & LO_MASK);
+    if (i32x4.extract_lane(hit0, 3)) bump(lo0, i32x4.extract_lane(k0, 3) & LO_MASK);
+    if (i32x4.extract_lane(hit1, 0)) bump(lo1, i32x4.extract_lane(k1, 0) & LO_MASK);
+    if (i32x4.extract_lane(hit1, 1)) bump(lo1, i32x4.extract_lane(k1, 1) & LO_MASK);
+    if (i32x4.extract_lane(hit1, 2)) bump(lo1, i32x4.extract_lane(k1, 2) & LO_MASK);
+    if (i32x4.extract_lane(hit1, 3)) bump(lo1, i32x4.extract_lane(k1, 3) & LO_MASK);
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
+    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
+    if (k0 >>> HI_SHIFT == t0) bump(lo0, <i32>(k0 & LO_MASK));
+    if (k1 >>> HI_SHIFT == t1) bump(lo1, <i32>(k1 & LO_MASK));
+  }
+}
+
+/**
+ * Moves the nonzero counters of hist[0..len) to pairs (index, count) at out, zeroing them;
+ * returns how many pairs.
+ */
+export function takeCounts(hist: usize, len: i32, out: usize): i32 {
+  let k = 0;
+  const zero = i32x4.splat(0);
+  for (let i = 0; i < len; i += 4) {
+    const p = hist + (<usize>i << 2);
+    const v = v128.load(p);
+    if (!v128.any_true(v)) continue;
+    for (let l = 0; l < 4; l++) {
+      const c = load<u32>(p + (<usize>l << 2));
+      if (c == 0) continue;
+      store<u32>(out + (<usize>k << 3), i + l);
+      store<u32>(out + (<usize>k << 3), c, 4);
+      k++;
+    }
+    v128.store(p, zero);
+  }
+  return k;
+}
+
+/**
+ * TIES' fused map for two models with sum consensus (ta-combine.ts combineThinnedSum, m = 2), in
+ * f32 as the JS loop (every operation rounded to f32): δᵢ = xᵢ − b; vᵢ = fᵢ·(δᵢ·[gᵢ and not
+ * |δᵢ| < lᵢ]); elected sign p = [v₀ + v₁ ≥ 0]; kᵢ = p ? [vᵢ > 0] : [vᵢ < 0]; s = v₀k₀ + v₁k₁;
+ * out = b + λ·(s / (d + [d = 0])), d = w₀k₀ + w₁k₁ (or b + λ·s unnormalised).
+ */
+export function tiesMap2(
+  base: usize, x0: usize, x1: usize, out: usize, n: i32,
+  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
+): void {
+  const lv0 = f32x4.splat(l0);
+  const lv1 = f32x4.splat(l1);
+  const gm0 = i32x4.splat(g0 ? -1 : 0);
+  const gm1 = i32x4.splat(g1 ? -1 : 0);
+  const fv0 = f32x4.splat(f0);
+  const fv1 = f32x4.splat(f1);
+  const wv0 = f32x4.splat(w0);
+  const wv1 = f32x4.splat(w1);
+  const lam = f32x4.splat(lambda);
+  const one = f32x4.splat(1);
+  const zero = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const x = thinned(fv0, f32x4.sub(v128.load(x0 + o), b), lv0, gm0, one);
+    const y = thinned(fv1, f32x4.sub(v128.load(x1 + o), b), lv1, gm1, one);
+    const p = f32x4.ge(f32x4.add(x, y), zero);
+    const kx = agree(x, p, one, zero);
+    const ky = agree(y, p, one, zero);
+    const s = f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky));
+    const d = f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky));
+    v128.store(out + o, finish(b, s, d, lam, one, zero, norm));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    const x = thinned1(f0, load<f32>(x0 + o) - b, l0, g0);
+    const y = thinned1(f1, load<f32>(x1 + o) - b, l1, g1);
+    const p = x + y >= 0;
+    const kx = agree1(x, p);
+    const ky = agree1(y, p);
+    store<f32>(out + o, finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
+  }
+}
+
+/** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
+export function tiesMap3(
+  base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
+  f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
+  w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
+): void {
+  const lv0 = f32x4.splat(l0);
+  const lv1 = f32x4.splat(l1);
+  const lv2 = f32x4.splat(l2);
+  const gm0 = i32x4.splat(g0 ? -1 : 0);
+  const gm1 = i32x4.splat(g1 ? -1 : 0);
+  const gm2 = i32x4.splat(g2 ? -1 : 0);
+  const fv0 = f32x4.splat(f0);
+  const fv1 = f32x4.splat(f1);
+  const fv2 = f32x4.splat(f2);
+  const wv0 = f32x4.splat(w0);
+  const wv1 = f32x4.splat(w1);
+  const wv2 = f32x4.splat(w2);
+  const lam = f32x4.splat(lambda);
+  const one = f32x4.splat(1);
+  const zero = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const x = thinned(fv0, f32x4.sub(v128.load(x0 + o), b), lv0, gm0, one);
+    const y = thinned(fv1, f32x4.sub(v128.load(x1 + o), b), lv1, gm1, one);
+    const z = thinned(fv2, f32x4.sub(v128.load(x2 + o), b), lv2, gm2, one);
+    const p = f32x4.ge(f32x4.add(f32x4.add(x, y), z), zero);
+    const kx = agree(x, p, one, zero);
+    const ky = agree(y, p, one, zero);
+    const kz = agree(z, p, one, zero);
+    const s = f32x4.add(f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky)), f32x4.mul(z, kz));
+    const d = f32x4.add(f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky)), f32x4.mul(wv2, kz));
+    v128.store(out + o, finish(b, s, d, lam, one, zero, norm));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    const x = thinned1(f0, load<f32>(x0 + o) - b, l0, g0);
+    const y = thinned1(f1, load<f32>(x1 + o) - b, l1, g1);
+    const z = thinned1(f2, load<f32>(x2 + o) - b, l2, g2);
+    const p = x + y + z >= 0;
+    const kx = agree1(x, p);
+    const ky = agree1(y, p);
+    const kz = agree1(z, p);
+    store<f32>(out + o, finish1(b, x * kx + y * ky + z * kz, w0 * kx + w1 * ky + w2 * kz, lambda, norm));
+  }
+}
+
+/** f·(δ·m) with the keep mask m as 0.0 / 1.0 (a multiply, so a dropped NaN or ±Inf becomes NaN, as in JS). */
+// @ts-ignore: decorator
+@inline
+function thinned(f: v128, d: v128, l: v128, g: v128, one: v128): v128 {
+  return f32x4.mul(f, f32x4.mul(d, v128.and(v128.andnot(g, f32x4.lt(f32x4.abs(d), l)), one)));
+}
+
+// @ts-ignore: decorator
+@inline
+function thinned1(f: f32, d: f32, l: f32, g: i32): f32 {
+  return f * (d * (g != 0 && !(Mathf.abs(d) < l) ? <f32>1 : <f32>0));
+}
+
+/** kᵢ as 0.0 / 1.0: p ? vᵢ > 0 : vᵢ < 0 (model i agrees with the elected sign). */
+// @ts-ignore: decorator
+@inline
+function agree(v: v128, p: v128, one: v128, zero: v128): v128 {
+  return v128.and(v128.bitselect(f32x4.gt(v, zero), f32x4.lt(v, zero), p), one);
+}
+
+// @ts-ignore: decorator
+@inline
+function agree1(v: f32, p: bool): f32 {
+  return (p ? v > 0 : v < 0) ? <f32>1 : <f32>0;
+}
+
+/** b + λ·(s / (d + [d = 0])), or b + λ·s unnormalised. */
+// @ts-ignore: decorator
+@inline
+function finish(b: v128, s: v128, d: v128, lam: v128, one: v128, zero: v128, norm: i32): v128 {
+  if (!norm) return f32x4.add(b, f32x4.mul(lam, s));
+  return f32x4.add(b, f32x4.mul(lam, f32x4.div(s, f32x4.add(d, v128.and(f32x4.eq(d, zero), one)))));
+}
+
+// @ts-ignore: decorator
+@inline
+function finish1(b: f32, s: f32, d: f32, lambda: f32, norm: i32): f32 {
+  if (!norm) return b + lambda * s;
+  return b + lambda * (s / (d + (d == 0 ? <f32>1 : <f32>0)));
+}

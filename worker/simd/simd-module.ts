@@ -1,0 +1,122 @@
+/**
+ * The WebAssembly SIMD backend of the hot loops (bf16 codecs, TIES' selection passes and fused
+ * map), as tfjs has a wasm backend beside its cpu one: the same kernels, the same bits, several
+ * times faster, because V8 does not vectorise JavaScript loops and WebAssembly SIMD gives
+ * 4 × f32 per instruction. The loops are written in AssemblyScript (worker/simd/assembly/),
+ * compiled by `npm run build`.
+ *
+ * Each thread instantiates the module once, with a memory of fixed size that never grows, so
+ * the typed arrays viewing it stay valid. The block runner takes its scratch buffers from that
+ * memory (`simdBytes`, `simdFloats`), and a kernel whose arrays all live there calls the
+ * WebAssembly loop; given other arrays (or with WEIGHTSPACE_SIMD=0), it runs its JavaScript
+ * loop, which is also the reference the tests compare the WebAssembly one with.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WeightspaceError } from '../../core/errors.js';
+
+/** The module's exports: pointers are byte offsets into its memory, n counts elements. */
+export interface SimdKernels {
+  decodeBf16(src: number, dst: number, n: number): void;
+  encodeBf16(src: number, dst: number, n: number): void;
+  histDeltas(base: number, x: number, n: number, hist: number): void;
+  histDeltas2(base: number, x0: number, x1: number, n: number, hist: number): void;
+  lowDeltas(base: number, x: number, n: number, t: number, lo: number): void;
+  lowDeltas2(base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number): void;
+  takeCounts(hist: number, len: number, out: number): number;
+  tiesMap2(
+    base: number, x0: number, x1: number, out: number, n: number,
+    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
+    w0: number, w1: number, norm: number, lambda: number,
+  ): void;
+  tiesMap3(
+    base: number, x0: number, x1: number, x2: number, out: number, n: number,
+    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
+    w0: number, w1: number, w2: number, norm: number, lambda: number,
+  ): void;
+}
+
+/** 64 KiB pages: 128 MiB of address space per thread, resident only where touched. */
+const PAGES = 2048;
+/** The first page is the module's own (AssemblyScript's static area; the loops keep no data there). */
+const ARENA_START = 1 << 16;
+const ALIGN = 64;
+
+interface Backend {
+  readonly kernels: SimdKernels;
+  readonly memory: WebAssembly.Memory;
+  top: number;
+}
+
+let backend: Backend | undefined;
+let enabled = process.env['WEIGHTSPACE_SIMD'] !== '0';
+
+export function wasmPath(): string {
+  return fileURLToPath(new URL('./build/kernels.wasm', import.meta.url));
+}
+
+function load(): Backend {
+  if (backend) return backend;
+  const path = wasmPath();
+  if (!existsSync(path)) throw new WeightspaceError('internal', `simd kernels ${path} are missing: run 'npm run build' first`);
+  const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES });
+  const module = new WebAssembly.Module(readFileSync(path));
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory,
+      abort: () => {
+        throw new WeightspaceError('internal', 'simd kernel aborted');
+      },
+    },
+  });
+  backend = { kernels: instance.exports as unknown as SimdKernels, memory, top: ARENA_START };
+  return backend;
+}
+
+/** Turns the backend off or on for this thread (tests compare both; WEIGHTSPACE_SIMD=0 starts off). */
+export function setSimdEnabled(on: boolean): void {
+  enabled = on;
+}
+
+export function simdEnabled(): boolean {
+  return enabled;
+}
+
+/** How many times this thread's kernels chose the SIMD loops (tests check that a path really ran there). */
+export const simdUse = { calls: 0 };
+
+/** The kernels, when every array given lives in the module's memory (and the backend is on). */
+export function simdFor(...arrays: readonly ArrayBufferView[]): SimdKernels | undefined {
+  if (!enabled || !backend) return undefined;
+  const buf = backend.memory.buffer;
+  for (const a of arrays) if (a.buffer !== buf) return undefined;
+  simdUse.calls++;
+  return backend.kernels;
+}
+
+/** `bytes` bytes of the module's memory (aligned, zeroed on first use), or undefined when it is full or off. */
+function alloc(bytes: number): number | undefined {
+  if (!enabled) return undefined;
+  const b = load();
+  const at = b.top;
+  const end = at + Math.ceil(bytes / ALIGN) * ALIGN;
+  if (end > PAGES << 16) return undefined;
+  b.top = end;
+  return at;
+}
+
+/** Scratch bytes in the module's memory when there is room, else in a buffer of their own. Never freed: callers keep them. */
+export function simdBytes(bytes: number): Uint8Array<ArrayBuffer> {
+  const at = alloc(bytes);
+  return at === undefined ? new Uint8Array(bytes) : new Uint8Array(backend!.memory.buffer, at, bytes);
+}
+
+export function simdFloats(n: number): Float32Array<ArrayBuffer> {
+  const at = alloc(4 * n);
+  return at === undefined ? new Float32Array(n) : new Float32Array(backend!.memory.buffer, at, n);
+}
+
+export function simdWords(n: number): Uint32Array<ArrayBuffer> {
+  const at = alloc(4 * n);
+  return at === undefined ? new Uint32Array(n) : new Uint32Array(backend!.memory.buffer, at, n);
+}
