@@ -2,56 +2,78 @@
  * Cluster vs embedded: the same job (two models, BF16; an eval and a TIES merge) run embedded with 2 threads
  * and on a loopback cluster of a coordinator + 2 workers with 1 thread each (the same
  * 2 cores of compute), end to end from submit to the output verified and renamed on the
- * client side, which is what `--cluster` costs a user. Also the CPU time of each (every
+ * client side, which is what `--cluster` costs a user. Two data paths: shared staging (the
+ * default on one host: workers write into the coordinator's staging directory, the client
+ * copies the files) and gRPC only (workers with --no-shared-staging, the client with
+ * localCopy false: every output byte crosses gRPC twice). Also the CPU time of each (every
  * process, read from /proc: the ratio to trust when other work shares the machine), the
- * job's output rate, and a download alone (coordinator → client) with one stream and with
- * several. Each cluster run starts from a fresh cluster directory. Runs are interleaved
- * and the best of each is kept (a shared machine is noisy). Target: cluster ≤ 1.5 × embedded.
+ * job's output rate, the gRPC data plane alone (a finished job's output fetched with one
+ * stream and with several) and a local copy alone. Each cluster starts from a fresh
+ * directory. Runs are interleaved and the best of each is kept (a shared machine is noisy).
+ * Target: cluster ≤ 1.5 × embedded.
  *
  *   npm run bench:cluster        (BENCH_DIR=.bench, BENCH_CLUSTER_LAYERS=12, BENCH_REPS=2, BENCH_CLUSTER_JOBS=eval,merge)
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runEmbedded } from '../client/embedded-runner.js';
 import { LocalCluster } from '../client/local-cluster.js';
 import { WeightspaceClient } from '../client/weightspace-client.js';
 import { parseJobSpec, type JobSpec } from '../core/job-spec.js';
 
+export type DataPath = 'shared' | 'grpc';
+
+export interface ClusterPathResult {
+  /** end to end: submit → output verified and renamed on the client */
+  readonly seconds: number;
+  /** submit → job done on the cluster */
+  readonly jobSeconds: number;
+  readonly ratio: number;
+  /** CPU seconds of the best run: this process + coordinator, workers, nats-server (NaN without /proc) */
+  readonly cpuSeconds: number;
+  /** share of the output the client had (fetched or copied) before the job was done */
+  readonly earlyFraction: number;
+}
+
 export interface ClusterBenchResult {
   readonly job: string;
   readonly outputMB: number;
   readonly inputMB: number;
   readonly embeddedSeconds: number;
-  readonly clusterSeconds: number;
-  readonly clusterJobSeconds: number;
-  readonly ratio: number;
-  /** CPU seconds of the best runs: embedded (this process), cluster (this process + coordinator, workers, nats-server); NaN without /proc */
+  /** CPU seconds of the best embedded run (this process) */
   readonly embeddedCpuSeconds: number;
-  readonly clusterCpuSeconds: number;
-  /** share of the output the client had fetched before the job was done */
-  readonly earlyFraction: number;
+  readonly paths: Readonly<Record<DataPath, ClusterPathResult>>;
+  /** output MB per second of the job with workers streaming over gRPC (compute included) */
   readonly workerToCoordinatorMBps: number;
   readonly fetchOneStreamMBps: number;
   readonly fetchStreams: number;
   readonly fetchManyStreamsMBps: number;
+  /** a finished job's output copied from the coordinator's data dir (copy + sha256) */
+  readonly localCopyMBps: number;
 }
 
-/** CPU seconds (user + system) of this process's child processes, from /proc (NaN elsewhere). */
-function childrenCpuSeconds(): number {
+const PATHS: readonly DataPath[] = ['shared', 'grpc'];
+
+/** CPU seconds (user + system) of the given processes, from /proc (NaN elsewhere). */
+function processCpuSeconds(pids: readonly (number | undefined)[]): number {
   if (!existsSync('/proc/self/stat')) return NaN;
   const tick = 100; // USER_HZ on Linux
   let total = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
+  for (const pid of pids) {
+    if (pid === undefined) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === process.pid) total += (Number(f[11]) + Number(f[12])) / tick;
+      total += (Number(f[11]) + Number(f[12])) / tick;
     } catch {
       // gone meanwhile
     }
   }
   return total;
+}
+
+function clusterPids(cluster: LocalCluster): (number | undefined)[] {
+  return [cluster.coordinator.pid, cluster.nats.pid, ...cluster.workers.map((w) => w.pid)];
 }
 
 function selfCpuSeconds(): number {
@@ -102,114 +124,139 @@ export async function clusterBench(root: string): Promise<ClusterBenchResult[]> 
   return results;
 }
 
+interface PathRun {
+  readonly cluster: LocalCluster;
+  readonly client: WeightspaceClient;
+  best: number;
+  jobBest: number;
+  cpu: number;
+  early: number;
+}
+
 async function benchOne(dir: string, name: string, spec: JobSpec, out: string): Promise<ClusterBenchResult> {
   const reps = Number(process.env['BENCH_REPS'] ?? 2);
-  // a fresh cluster each time: no earlier run's jobs in NATS or outputs in the data dir
-  const clusterDir = join(dir, 'cluster');
-  rmSync(clusterDir, { recursive: true, force: true });
-  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: workerThreads(), maxTasks: 2, dir: clusterDir });
-  const client = await WeightspaceClient.connect(cluster.coordinatorAddress);
+  // fresh clusters each time: no earlier run's jobs in NATS or outputs in the data dir
+  const runs = {} as Record<DataPath, PathRun>;
   try {
+    for (const path of PATHS) {
+      const clusterDir = join(dir, `cluster-${path}`);
+      rmSync(clusterDir, { recursive: true, force: true });
+      const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: workerThreads(), maxTasks: 2, dir: clusterDir, sharedStaging: path === 'shared' });
+      runs[path] = { cluster, client: await WeightspaceClient.connect(cluster.coordinatorAddress), best: Infinity, jobBest: Infinity, cpu: NaN, early: 0 };
+    }
     let embeddedBest = Infinity;
-    let clusterBest = Infinity;
-    let jobBest = Infinity;
+    let embeddedCpu = NaN;
     let outputBytes = 0;
     let inputBytes = 0;
     let lastJob: Awaited<ReturnType<WeightspaceClient['submit']>> | undefined;
-    let early = 0;
-    let embeddedCpu = NaN;
-    let clusterCpu = NaN;
     // one warm-up of each (page cache, JIT), then interleaved timed runs
     for (let rep = 0; rep <= reps; rep++) {
       rmSync(out, { recursive: true, force: true });
-      let c0 = selfCpuSeconds();
-      let t0 = performance.now();
+      const c0 = selfCpuSeconds();
+      const t0 = performance.now();
       const r = await runEmbedded(spec, { threads: 2 });
       const embedded = (performance.now() - t0) / 1000;
       const embeddedCpuNow = selfCpuSeconds() - c0;
       outputBytes = r.bytesWritten;
-      rmSync(out, { recursive: true, force: true });
-
-      c0 = selfCpuSeconds();
-      const k0 = childrenCpuSeconds();
-      t0 = performance.now();
-      const job = await client.submit(spec);
-      // as the CLI does: the download starts with the job and fetches finished tasks' bytes early
-      const downloading = job.download(out, { force: true });
-      const result = await job.result();
-      const jobSeconds = (performance.now() - t0) / 1000;
-      const got = await downloading;
-      const clustered = (performance.now() - t0) / 1000;
-      const clusterCpuNow = selfCpuSeconds() - c0 + childrenCpuSeconds() - k0;
-      early = got.transfer.early / Math.max(1, got.transfer.bytes);
-      inputBytes = result.bytesRead;
-      lastJob = job;
-      if (rep > 0) {
-        if (embedded < embeddedBest) embeddedCpu = embeddedCpuNow;
-        if (clustered < clusterBest) clusterCpu = clusterCpuNow;
-        embeddedBest = Math.min(embeddedBest, embedded);
-        clusterBest = Math.min(clusterBest, clustered);
-        jobBest = Math.min(jobBest, jobSeconds);
+      if (rep > 0 && embedded < embeddedBest) {
+        embeddedBest = embedded;
+        embeddedCpu = embeddedCpuNow;
       }
-      process.stderr.write(`  rep ${rep}${rep === 0 ? ' (warm-up)' : ''}: embedded ${embedded.toFixed(2)} s (cpu ${embeddedCpuNow.toFixed(2)} s), `
-        + `cluster ${clustered.toFixed(2)} s (job ${jobSeconds.toFixed(2)} s; cpu ${clusterCpuNow.toFixed(2)} s)\n`);
+      let line = `  rep ${rep}${rep === 0 ? ' (warm-up)' : ''}: embedded ${embedded.toFixed(2)} s (cpu ${embeddedCpuNow.toFixed(2)} s)`;
+      for (const path of PATHS) {
+        const run = runs[path];
+        rmSync(out, { recursive: true, force: true });
+        const c1 = selfCpuSeconds();
+        const k1 = processCpuSeconds(clusterPids(run.cluster));
+        const t1 = performance.now();
+        const job = await run.client.submit(spec);
+        // as the CLI does: the download starts with the job (finished tasks' bytes come early)
+        const downloading = job.download(out, { force: true, localCopy: path === 'shared' });
+        const result = await job.result();
+        const jobSeconds = (performance.now() - t1) / 1000;
+        const got = await downloading;
+        const seconds = (performance.now() - t1) / 1000;
+        const cpu = selfCpuSeconds() - c1 + processCpuSeconds(clusterPids(run.cluster)) - k1;
+        inputBytes = result.bytesRead;
+        if (path === 'grpc') lastJob = job;
+        if (rep > 0) {
+          if (seconds < run.best) {
+            run.best = seconds;
+            run.cpu = cpu;
+            run.early = got.transfer.early / Math.max(1, got.transfer.bytes + got.transfer.copied);
+          }
+          run.jobBest = Math.min(run.jobBest, jobSeconds);
+        }
+        line += `, ${path} ${seconds.toFixed(2)} s (job ${jobSeconds.toFixed(2)} s; cpu ${cpu.toFixed(2)} s)`;
+      }
+      process.stderr.write(`${line}\n`);
     }
+    rmSync(out, { recursive: true, force: true });
 
-    // the download alone (FetchOutput, CRC checks, writes by offset, sha256): one stream, then several at once
-    const fetch = async (concurrency: number): Promise<number> => {
+    // the gRPC data plane alone (FetchOutput, CRC checks, writes by offset, sha256): one stream, then several at once
+    const download = async (concurrency: number, localCopy: boolean): Promise<number> => {
       const target = join(dir, `fetch-${concurrency}`);
       rmSync(target, { recursive: true, force: true });
       const t0 = performance.now();
-      const got = await lastJob!.download(target, { concurrency });
+      const got = await lastJob!.download(target, { concurrency, localCopy });
       const s = (performance.now() - t0) / 1000;
       rmSync(target, { recursive: true, force: true });
-      return got.transfer.bytes / 1e6 / s;
+      return (got.transfer.bytes + got.transfer.copied) / 1e6 / s;
     };
     const streams = 4;
     let one = 0;
     let many = 0;
+    let local = 0;
     for (let i = 0; i < 2; i++) {
-      one = Math.max(one, await fetch(1));
-      many = Math.max(many, await fetch(streams));
+      one = Math.max(one, await download(1, false));
+      many = Math.max(many, await download(streams, false));
+      local = Math.max(local, await download(2, true));
     }
+    const result = (run: PathRun): ClusterPathResult => ({
+      seconds: run.best, jobSeconds: run.jobBest, ratio: run.best / embeddedBest, cpuSeconds: run.cpu, earlyFraction: run.early,
+    });
     return {
       job: name,
       outputMB: outputBytes / 1e6,
       inputMB: inputBytes / 1e6,
       embeddedSeconds: embeddedBest,
-      clusterSeconds: clusterBest,
-      clusterJobSeconds: jobBest,
-      ratio: clusterBest / embeddedBest,
       embeddedCpuSeconds: embeddedCpu,
-      clusterCpuSeconds: clusterCpu,
-      earlyFraction: early,
-      workerToCoordinatorMBps: outputBytes / 1e6 / jobBest,
+      paths: { shared: result(runs.shared), grpc: result(runs.grpc) },
+      workerToCoordinatorMBps: outputBytes / 1e6 / runs.grpc.jobBest,
       fetchOneStreamMBps: one,
       fetchStreams: streams,
       fetchManyStreamsMBps: many,
+      localCopyMBps: local,
     };
   } finally {
-    client.close();
-    await cluster.stop();
+    for (const run of Object.values(runs)) {
+      run.client.close();
+      await run.cluster.stop();
+    }
     rmSync(out, { recursive: true, force: true });
   }
 }
 
 export function printClusterBench(r: ClusterBenchResult): void {
-  const lines = [
-    `cluster bench: ${r.job}, 2 models, ${r.inputMB.toFixed(0)} MB read, ${r.outputMB.toFixed(0)} MB written`,
-    `  embedded (2 threads)                     ${r.embeddedSeconds.toFixed(2)} s`,
-    `  cluster (coordinator + 2 workers × ${workerThreads()} thread${workerThreads() === 1 ? '' : 's'}, loopback)`,
-    `    job done on the cluster                ${r.clusterJobSeconds.toFixed(2)} s`,
-    `    end to end (output verified on client) ${r.clusterSeconds.toFixed(2)} s  (${(r.earlyFraction * 100).toFixed(0)}% of the bytes fetched while the job ran)`,
-    `  overhead ratio cluster / embedded        ${r.ratio.toFixed(2)}×  (target ≤ 1.50×: ${r.ratio <= 1.5 ? 'met' : 'NOT met'})`,
+  const threads = `${workerThreads()} thread${workerThreads() === 1 ? '' : 's'}`;
+  const path = (label: string, p: ClusterPathResult): string[] => [
+    `  cluster, ${label}`,
+    `    job done on the cluster                ${p.jobSeconds.toFixed(2)} s`,
+    `    end to end (output verified on client) ${p.seconds.toFixed(2)} s  (${(p.earlyFraction * 100).toFixed(0)}% of the bytes on the client while the job ran)`,
+    `    ratio cluster / embedded               ${p.ratio.toFixed(2)}×  (target ≤ 1.50×: ${p.ratio <= 1.5 ? 'met' : 'NOT met'})`,
     // CPU time does not depend on what else the machine runs: the ratio to trust on a shared machine
-    `  CPU time (all processes)                 embedded ${r.embeddedCpuSeconds.toFixed(2)} s, cluster ${r.clusterCpuSeconds.toFixed(2)} s `
-      + `(${(r.clusterCpuSeconds / r.embeddedCpuSeconds).toFixed(2)}×)`,
+    `    CPU time (all processes)               ${p.cpuSeconds.toFixed(2)} s (${(p.cpuSeconds / r.embeddedCpuSeconds).toFixed(2)}× embedded)`,
+  ];
+  const lines = [
+    `cluster bench: ${r.job}, 2 models, ${r.inputMB.toFixed(0)} MB read, ${r.outputMB.toFixed(0)} MB written; coordinator + 2 workers × ${threads}, loopback`,
+    `  embedded (2 threads)                     ${r.embeddedSeconds.toFixed(2)} s, CPU ${r.embeddedCpuSeconds.toFixed(2)} s`,
+    ...path('shared staging (workers write the staging, the client copies)', r.paths.shared),
+    ...path('gRPC only (--no-shared-staging, localCopy false)', r.paths.grpc),
     `  data plane`,
-    `    job output rate (compute included)     ${r.workerToCoordinatorMBps.toFixed(0)} MB/s`,
+    `    job output rate over gRPC (compute included)        ${r.workerToCoordinatorMBps.toFixed(0)} MB/s`,
     `    download (FetchOutput + write + sha256), 1 stream   ${r.fetchOneStreamMBps.toFixed(0)} MB/s`,
     `    download (FetchOutput + write + sha256), ${r.fetchStreams} streams  ${r.fetchManyStreamsMBps.toFixed(0)} MB/s (aggregate)`,
+    `    local copy (copyFile + sha256), 2 at once           ${r.localCopyMBps.toFixed(0)} MB/s`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -2,14 +2,19 @@
  * Cluster mode for the CLI: submits a spec to a coordinator, forwards its events (the
  * same planned / progress / warning events as embedded mode, so the same progress bar),
  * and downloads the output to the spec's `out` on this machine, exactly where and as
- * embedded mode would write it. Ctrl-C cancels the job on the cluster.
+ * embedded mode would write it (copied from the coordinator's data dir when it is visible
+ * here, else fetched over gRPC). Ctrl-C cancels the job on the cluster.
  */
 import type { JobSpec } from '../core/job-spec.js';
 import type { JobEvent, JobResult } from './job-events.js';
 import { checkOutputDestination } from './output-download.js';
 import { WeightspaceClient } from './weightspace-client.js';
 
-export async function runOnCluster(address: string, spec: JobSpec, options: { onEvent?: (e: JobEvent) => void }): Promise<JobResult> {
+export async function runOnCluster(
+  address: string,
+  spec: JobSpec,
+  options: { onEvent?: (e: JobEvent) => void; /** false: fetch the output over gRPC even where a local copy is possible */ localCopy?: boolean },
+): Promise<JobResult> {
   const started = performance.now();
   const { out, force } = spec as { out?: string; force?: boolean };
   if (out !== undefined) checkOutputDestination(out, force ?? false);
@@ -22,7 +27,7 @@ export async function runOnCluster(address: string, spec: JobSpec, options: { on
     job = await client.submit(spec);
     process.once('SIGINT', onSigint);
     // the download starts now: finished tasks' bytes come while the job runs
-    const downloading = out !== undefined ? job.download(out, { force: force ?? false }) : undefined;
+    const downloading = out !== undefined ? job.download(out, { force: force ?? false, localCopy: options.localCopy ?? true }) : undefined;
     downloading?.catch(() => undefined);
     for await (const e of job.events) {
       if (e.type === 'planned' || e.type === 'progress' || e.type === 'warning') options.onEvent?.(e);

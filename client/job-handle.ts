@@ -13,7 +13,7 @@ import { WeightspaceError, isErrorCode, q } from '../core/errors.js';
 import type { ClusterJobEvent } from './cluster-job-events.js';
 import type { CoordinatorRpc } from './coordinator-rpc.js';
 import type { JobResult } from './job-events.js';
-import { OutputDownload, type DownloadOptions, type TransferStats } from './output-download.js';
+import { OutputDownload, type DownloadOptions, type SharedDir, type TransferStats } from './output-download.js';
 
 export type JobHandleState = 'running' | 'done' | 'failed';
 
@@ -35,6 +35,8 @@ export class JobHandle {
   private readonly warnings = new Set<string>();
   /** the output's shards and the ranges finished tasks wrote: a download fetches them early */
   private shards: readonly OutputFileMsg[] = [];
+  /** the job's staging dir on the coordinator: a download checks whether it is visible here */
+  private staging: SharedDir | undefined;
   private readonly ranges: ByteRangeMsg[] = [];
   private readonly downloads = new Set<OutputDownload>();
 
@@ -94,18 +96,22 @@ export class JobHandle {
   /**
    * Fetches the job's output into `dir` (written under a temporary name, verified, renamed
    * when complete). Call it right after submit: finished tasks' bytes are fetched while the
-   * job runs. Resumes after dropped connections. Rejects with the job's error if it fails.
+   * job runs. Resumes after dropped connections. Where the coordinator's data dir is
+   * visible (same host, a shared volume), the finished files are copied from it instead,
+   * and checked the same way; `{ localCopy: false }` always fetches them over gRPC.
+   * Rejects with the job's error if it fails.
    */
   async download(dir: string, options: DownloadOptions = {}): Promise<JobResult & { transfer: TransferStats }> {
     const started = performance.now();
     const dl = OutputDownload.start(this.rpc, this.id, dir, { ...options, reconnectTimeoutMs: options.reconnectTimeoutMs ?? this.reconnectTimeoutMs });
     this.downloads.add(dl);
     try {
-      dl.addShards(this.shards);
+      dl.addShards(this.shards, this.staging);
       dl.addRanges(this.ranges);
       const done = await this.whenDone();
       const result = await this.result();
-      const got = await dl.complete(result, done.files);
+      const local = done.localDir && done.localToken ? { dir: done.localDir, token: done.localToken } : undefined;
+      const got = await dl.complete(result, done.files, local);
       return {
         op: result.op,
         outputs: got.outputs,
@@ -164,7 +170,8 @@ export class JobHandle {
         if (key === this.planned) return;
         this.planned = key;
         this.shards = p.shards;
-        for (const dl of this.downloads) dl.addShards(p.shards);
+        this.staging = p.stagingDir ? { dir: p.stagingDir, token: p.stagingToken } : undefined;
+        for (const dl of this.downloads) dl.addShards(p.shards, this.staging);
         this.push({ type: 'planned', op: p.op, tasks: p.tasks, tensors: p.tensors, inputBytes: p.inputBytes, outputBytes: p.outputBytes, outputs: p.outputs });
         return;
       }

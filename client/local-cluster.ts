@@ -29,6 +29,8 @@ export interface LocalClusterOptions {
   readonly logLevel?: string;
   /** worker storage roots (default '/') */
   readonly roots?: string;
+  /** workers write output into the coordinator's staging directory (default true; false: --no-shared-staging) */
+  readonly sharedStaging?: boolean;
   /** how long to wait for a process to come up (default 20 s) */
   readonly startTimeoutMs?: number;
 }
@@ -260,9 +262,10 @@ export class LocalCluster {
     return this.coordinatorProc;
   }
 
-  /** Starts one more worker; resolves once it is registered in NATS. */
-  async startWorker(env: Readonly<Record<string, string>> = {}): Promise<ManagedProcess> {
+  /** Starts one more worker (options override the cluster's); resolves once it is registered in NATS. */
+  async startWorker(options: { env?: Readonly<Record<string, string>>; sharedStaging?: boolean } = {}): Promise<ManagedProcess> {
     const n = ++this.workerCount;
+    const sharedStaging = options.sharedStaging ?? this.options.sharedStaging ?? true;
     const w = await ManagedProcess.spawn(
       `worker-${n}`,
       process.execPath,
@@ -271,10 +274,11 @@ export class LocalCluster {
         '--threads', String(this.options.threadsPerWorker ?? 1),
         '--max-tasks', String(this.options.maxTasks ?? 2),
         '--roots', this.options.roots ?? '/',
+        ...(sharedStaging ? [] : ['--no-shared-staging']),
         '--parent-lifeline', ...(this.options.logLevel ? ['--log-level', this.options.logLevel] : []),
       ],
       {
-        env: { ...process.env, ...this.options.workerEnv, ...env },
+        env: { ...process.env, ...this.options.workerEnv, ...options.env },
         logPath: join(this.dir, 'logs', `worker-${n}.log`),
         ready: (line) => {
           const j = jsonLine(line);

@@ -13,13 +13,29 @@
  * re-read whole files after the job. A dropped connection resumes a range from its last verified offset, until
  * no byte has arrived for `reconnectTimeoutMs`.
  *
+ * Local copy: when this machine sees the coordinator's data dir at the same path (same
+ * host, or a volume mounted at the same path; proven by a token file, see
+ * core/cluster/volume-token.ts), bytes are copied from its files instead of fetched. While
+ * the job runs, finished tasks' ranges are read from the staging shards (the planned event
+ * names the staging dir and its token) and written and hashed exactly as fetched chunks
+ * are; when the job is done, what is missing comes from the finished output dir (Done
+ * names it), a file nothing of which was copied yet whole with fs.copyFile and
+ * COPYFILE_FICLONE (a reflink where the filesystem has them, else a copy in the kernel).
+ * Every copied file is checked as a fetched one is at its end: its size and its sha256
+ * against the coordinator's (a fetch's chunk CRCs guard its transport, which a copy does
+ * not have). A file whose check fails, or whose copy cannot be made, is fetched again over
+ * gRPC from its first byte.
+ *
  * Lifecycle: 'collecting' (job running) → 'completing' → 'done' | 'failed'.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { copyFile, open } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { codedErrorOf } from '../core/cluster/grpc-errors.js';
+import { OUTPUT_TOKEN_FILE, STAGING_TOKEN_FILE, staysInside, tokenMatches } from '../core/cluster/volume-token.js';
 import type { ByteRangeMsg, ClusterJobResult, OutputFileMsg } from '../core/cluster/wire-messages.js';
 import { WeightspaceError, q } from '../core/errors.js';
 import type { CoordinatorRpc } from './coordinator-rpc.js';
@@ -32,17 +48,32 @@ export interface DownloadOptions {
   readonly concurrency?: number;
   /** give up after this long without a byte (default: the client's reconnect timeout) */
   readonly reconnectTimeoutMs?: number;
+  /**
+   * Copy the files from the coordinator's data dir when it is visible here (default
+   * true); false: always fetch them over gRPC (FetchOutput).
+   */
+  readonly localCopy?: boolean;
   readonly onProgress?: (bytes: number) => void;
 }
 
 export interface TransferStats {
-  /** bytes received (every byte once, resumed or not) */
+  /** bytes received over gRPC (every byte once, resumed or not) */
   readonly bytes: number;
   /** times a stream was resumed after a drop */
   readonly resumes: number;
   readonly files: number;
-  /** bytes fetched while the job was still running */
+  /** bytes fetched or copied while the job was still running */
   readonly early: number;
+  /** bytes copied from the coordinator's data dir (local copy) */
+  readonly copied: number;
+  /** files whose local copy failed its check (or could not be made) and were fetched over gRPC instead */
+  readonly copyFallbacks: number;
+}
+
+/** A directory of the coordinator and the token its token file should hold (Planned.staging_*, Done.local_*). */
+export interface SharedDir {
+  readonly dir: string;
+  readonly token: string;
 }
 
 export interface DownloadedOutputs {
@@ -71,6 +102,8 @@ interface FileState {
   /** sha256 of the verified prefix [0, hashed): a shard is hashed as its bytes arrive, not re-read at the end */
   readonly hash: Hash;
   hashed: number;
+  /** bytes of it copied locally rather than fetched: a failed check then gets one fetch from scratch */
+  copied: number;
 }
 
 class Resumable extends Error {}
@@ -102,6 +135,31 @@ function gaps(list: readonly [number, number][], size: number): [number, number]
 /** Bytes read back at once when a file's hashed prefix catches up with bytes that arrived out of order. */
 const REHASH_BYTES = 4 << 20;
 
+/** Bytes per read when hashing a copied file, or copying a range. */
+const HASH_READ_BYTES = 4 << 20;
+
+/** Milliseconds of copying per event-loop turn: the job's events keep flowing meanwhile. */
+const COPY_TURN_MS = 4;
+
+/** Size and sha256 of a file, read in slices (reads off the event loop, hashing on it). */
+async function sha256Of(path: string): Promise<{ size: number; sha256: string }> {
+  const fh = await open(path, 'r');
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    return { size, sha256: h.digest('hex') };
+  } finally {
+    await fh.close();
+  }
+}
+
 export class OutputDownload {
   private stateValue: DownloadState = 'collecting';
   private tmp: string | undefined;
@@ -109,8 +167,12 @@ export class OutputDownload {
   private readonly files = new Map<string, FileState>();
   private readonly queue: { f: FileState; start: number; end: number }[] = [];
   private readonly running = new Set<Promise<void>>();
-  private readonly stats = { bytes: 0, resumes: 0, files: 0, early: 0 };
+  private readonly stats = { bytes: 0, resumes: 0, files: 0, early: 0, copied: 0, copyFallbacks: 0 };
   private rehashBuffer: Buffer | undefined;
+  private copyBuffer: Buffer | undefined;
+  /** the job's staging dir as last planned, and whether it is visible here (then ranges are copied from it, not fetched) */
+  private stagingSeen: string | undefined;
+  private stagingDir: string | undefined;
 
   private constructor(
     private readonly rpc: CoordinatorRpc,
@@ -130,9 +192,18 @@ export class OutputDownload {
     return this.stateValue;
   }
 
-  /** The job's shards (from its planned event): files to write by offset. */
-  addShards(shards: readonly OutputFileMsg[]): void {
+  /**
+   * The job's shards (from its planned event): files to write by offset. `staging`: the
+   * job's staging dir and its token; when they check out here, ranges are copied from it
+   * rather than fetched.
+   */
+  addShards(shards: readonly OutputFileMsg[], staging?: SharedDir): void {
     if (this.stateValue !== 'collecting') return;
+    if (staging && staging.dir !== this.stagingSeen) {
+      // a resumed job may stage elsewhere (its plan changed): decided again
+      this.stagingSeen = staging.dir;
+      this.stagingDir = this.options.localCopy !== false && tokenMatches(staging.dir, STAGING_TOKEN_FILE, staging.token) ? staging.dir : undefined;
+    }
     for (const s of shards) {
       const known = this.files.has(key(s.output, s.file));
       const f = this.fileFor(s);
@@ -143,7 +214,7 @@ export class OutputDownload {
     this.pump();
   }
 
-  /** Ranges a finished task wrote: final bytes, fetched now. */
+  /** Ranges a finished task wrote: final bytes, fetched (or copied) now. */
   addRanges(ranges: readonly ByteRangeMsg[]): void {
     if (this.stateValue !== 'collecting') return;
     for (const r of ranges) {
@@ -154,17 +225,23 @@ export class OutputDownload {
     this.pump();
   }
 
-  /** The job is done: fetch what is missing, verify every file, rename into place. */
-  async complete(result: ClusterJobResult, files: readonly OutputFileMsg[]): Promise<DownloadedOutputs> {
+  /**
+   * The job is done: copy (`local`: the finished output's dir on the coordinator, when
+   * visible here) or fetch what is missing, verify every file, rename into place.
+   */
+  async complete(result: ClusterJobResult, files: readonly OutputFileMsg[], local?: SharedDir): Promise<DownloadedOutputs> {
     try {
       this.stateValue = 'completing';
       // ranges being fetched finish; queued ones are left to the gap pass below
       this.queue.length = 0;
       while (this.running.size > 0) await Promise.allSettled([...this.running]);
       if (files.length > 0) this.ensureTmp();
+      const copyFrom = this.options.localCopy !== false && local && local.dir !== '' && tokenMatches(local.dir, OUTPUT_TOKEN_FILE, local.token)
+        ? local.dir
+        : undefined;
       const pending = [...files];
       const worker = async (): Promise<void> => {
-        for (let desc = pending.shift(); desc; desc = pending.shift()) await this.completeFile(desc);
+        for (let desc = pending.shift(); desc; desc = pending.shift()) await this.completeOne(desc, copyFrom);
       };
       await Promise.all(Array.from({ length: Math.max(1, Math.min(this.options.concurrency ?? 2, files.length)) }, worker));
       this.stats.files = files.length;
@@ -187,18 +264,92 @@ export class OutputDownload {
     }
   }
 
+  /**
+   * Completes one file: from the coordinator's output dir (`copyFrom`) when visible here,
+   * else over gRPC; a file any of whose bytes were copied and that fails its check is
+   * fetched again over gRPC from scratch (which then says what is wrong, if anything is).
+   */
+  private async completeOne(desc: OutputFileMsg, copyFrom: string | undefined): Promise<void> {
+    const f = this.files.get(key(desc.output, desc.file));
+    if (copyFrom !== undefined && staysInside(join(desc.subdir, desc.file))) {
+      const src = join(copyFrom, desc.subdir, desc.file);
+      if (f ? await this.fillLocally(f, desc, src) : await this.copyWhole(desc, src)) return;
+    } else if (!f || f.copied === 0) {
+      await this.completeFile(desc);
+      return;
+    } else {
+      try {
+        await this.completeFile(desc);
+        return;
+      } catch (err) {
+        if (!(err instanceof WeightspaceError && err.code === 'checksum-mismatch')) throw err;
+      }
+    }
+    this.stats.copyFallbacks++;
+    this.forget(desc);
+    await this.completeFile(desc);
+  }
+
+  /**
+   * Copies a whole finished file (nothing of it is here yet) and checks its size and
+   * sha256, of the copy as written here. False when either fails or the copy cannot be made.
+   */
+  private async copyWhole(desc: OutputFileMsg, src: string): Promise<boolean> {
+    const dir = join(this.ensureTmp(), desc.subdir);
+    const path = join(dir, desc.file);
+    try {
+      mkdirSync(dir, { recursive: true });
+      // a reflink where the filesystem has them (btrfs, XFS), else a copy inside the kernel
+      await copyFile(src, path, fsConstants.COPYFILE_FICLONE);
+      const { size, sha256 } = await sha256Of(path);
+      if (size === desc.size && sha256 === desc.sha256) {
+        this.stats.copied += size;
+        this.options.onProgress?.(this.stats.bytes + this.stats.copied);
+        return true;
+      }
+    } catch {
+      // unreadable, vanished, out of space here...: fetched instead, which says what is wrong if it fails too
+    }
+    rmSync(path, { force: true });
+    return false;
+  }
+
+  /** Copies a file's missing bytes from `src` and checks its sha256. False when that fails. */
+  private async fillLocally(f: FileState, desc: OutputFileMsg, src: string): Promise<boolean> {
+    try {
+      for (const [s, e] of gaps(f.received, f.size)) await this.copyRange(f, s, e, src);
+      return this.finishFile(f) === desc.sha256;
+    } catch {
+      return false;
+    }
+  }
+
   /** Fetches a file's missing bytes and checks its sha256. */
   private async completeFile(desc: OutputFileMsg): Promise<void> {
     const f = this.fileFor(desc);
     for (const [s, e] of gaps(f.received, f.size)) await this.fetchRange(f, s, e);
-    this.catchUpHash(f);
-    closeSync(f.fd);
-    f.fd = -1;
-    if (f.hashed !== f.size) throw new WeightspaceError('internal', `output ${q(desc.file)}: hashed ${f.hashed} of ${f.size} bytes`);
-    const got = f.hash.digest('hex');
+    const got = this.finishFile(f);
+    if (got === undefined) throw new WeightspaceError('internal', `output ${q(desc.file)}: hashed ${f.hashed} of ${f.size} bytes`);
     if (got !== desc.sha256) {
       throw new WeightspaceError('checksum-mismatch', `output ${q(join(desc.subdir, desc.file))}: sha256 ${got}, expected ${desc.sha256}`);
     }
+  }
+
+  /** Hashes what is left, closes the file; its sha256 (undefined if not every byte is there). */
+  private finishFile(f: FileState): string | undefined {
+    this.catchUpHash(f);
+    closeSync(f.fd);
+    f.fd = -1;
+    return f.hashed === f.size ? f.hash.digest('hex') : undefined;
+  }
+
+  /** Drops what is here of a file, so it can be fetched from scratch. */
+  private forget(desc: OutputFileMsg): void {
+    const k = key(desc.output, desc.file);
+    const f = this.files.get(k);
+    if (f && f.fd >= 0) closeSync(f.fd);
+    this.files.delete(k);
+    if (this.tmp) rmSync(join(this.tmp, desc.subdir, desc.file), { force: true });
   }
 
   /** Removes everything written so far (idempotent). */
@@ -234,18 +385,21 @@ export class OutputDownload {
       const path = join(dir, desc.file);
       const fd = openSync(path, 'w+');
       ftruncateSync(fd, desc.size);
-      f = { output: desc.output, subdir: desc.subdir, file: desc.file, size: desc.size, path, fd, received: [], hash: createHash('sha256'), hashed: 0 };
+      f = {
+        output: desc.output, subdir: desc.subdir, file: desc.file, size: desc.size, path, fd, received: [], hash: createHash('sha256'), hashed: 0, copied: 0,
+      };
       this.files.set(k, f);
     }
     return f;
   }
 
-  /** Fetches ranges while the job runs (best effort: what fails is fetched again at the end). */
+  /** Fetches (or copies) ranges while the job runs (best effort: what fails is done again at the end). */
   private pump(): void {
     const limit = Math.max(1, this.options.concurrency ?? 2);
     while (this.running.size < limit && this.queue.length > 0 && this.stateValue === 'collecting') {
       const r = this.queue.shift()!;
-      const p: Promise<void> = this.fetchRange(r.f, r.start, r.end)
+      const staging = this.stagingDir !== undefined && staysInside(join(r.f.subdir, r.f.file)) ? this.stagingDir : undefined;
+      const p: Promise<void> = (staging !== undefined ? this.copyRange(r.f, r.start, r.end, join(staging, r.f.subdir, r.f.file)) : this.fetchRange(r.f, r.start, r.end))
         .catch(() => undefined)
         .finally(() => {
           this.running.delete(p);
@@ -280,6 +434,46 @@ export class OutputDownload {
     }
   }
 
+  /**
+   * Copies [start, end) of a file from `src` (a staging or finished file of the
+   * coordinator, opened afresh: on NFS an open after the writer's close sees its bytes),
+   * written and hashed as a fetched chunk is. Throws when `src` cannot be read (a staging
+   * file is renamed away when its job finishes): what is missing is then done at the end.
+   */
+  private async copyRange(f: FileState, start: number, end: number, src: string): Promise<void> {
+    const early = this.stateValue === 'collecting';
+    const fd = openSync(src, 'r');
+    try {
+      let turn = performance.now();
+      for (let at = start; at < end;) {
+        if (f.fd < 0 || this.stateValue === 'failed') throw new WeightspaceError('cancelled', 'download aborted');
+        // shared by every copy: each slice is read, written and hashed within one turn
+        const bytes = (this.copyBuffer ??= Buffer.allocUnsafe(HASH_READ_BYTES)).subarray(0, Math.min(HASH_READ_BYTES, end - at));
+        let got = 0;
+        while (got < bytes.length) {
+          const n = readSync(fd, bytes, got, bytes.length - got, at + got);
+          if (n === 0) throw new WeightspaceError('read-failed', `${q(src)} ends at ${at + got}, before ${end}`);
+          got += n;
+        }
+        let done = 0;
+        while (done < bytes.length) done += writeSync(f.fd, bytes, done, bytes.length - done, at + done);
+        f.received = addInterval(f.received, at, at + bytes.length);
+        this.hashChunk(f, at, bytes);
+        at += bytes.length;
+        f.copied += bytes.length;
+        this.stats.copied += bytes.length;
+        if (early) this.stats.early += bytes.length;
+        this.options.onProgress?.(this.stats.bytes + this.stats.copied);
+        if (performance.now() - turn >= COPY_TURN_MS) {
+          await nextTurn();
+          turn = performance.now();
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Fetches [start, end) of a file; resumes after drops. */
   private async fetchRange(f: FileState, start: number, end: number): Promise<void> {
     let at = start;
@@ -306,7 +500,7 @@ export class OutputDownload {
             if (early) this.stats.early += c.bytes.length;
             lastByte = performance.now();
             backoff = 100;
-            this.options.onProgress?.(this.stats.bytes);
+            this.options.onProgress?.(this.stats.bytes + this.stats.copied);
           }
           finished = at === end;
         } finally {

@@ -7,6 +7,13 @@
  * bytes in the staging dir, so a restarted coordinator resumes it: same plan (checked by
  * digest), same staging, only unfinished tasks run again.
  *
+ * Shared staging: the staging dir holds a token file, and tasks carry its path and token,
+ * so a worker that sees the same directory writes its output there itself and sends only
+ * `written` notes. A task's bytes count as delivered only when it is done: then its notes
+ * are read back and checked (staged-verifier.ts); a killed attempt's half-written ranges
+ * are simply written again by the re-run. When the job is done, the output dir gets a
+ * token file too, and Done names it, so a client on the same volume copies the files.
+ *
  * Lifecycle: 'planning' → 'running' → 'finalizing' → 'done' | 'failed' | 'cancelled'.
  */
 import { createHash } from 'node:crypto';
@@ -16,8 +23,10 @@ import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { TERMINAL_JOB_STATES, type JobRecord, type JobState } from '../core/cluster/control-plane.js';
+import { OUTPUT_TOKEN_FILE, STAGING_TOKEN_FILE, newToken, removeToken, writeToken } from '../core/cluster/volume-token.js';
 import type {
-  ByteRangeMsg, ClusterJobResult, DoneMsg, JobEventMsg, JobStatusReply, OutputFileMsg, TaskChunkMsg, TaskDoneMsg, TaskProgressMsg,
+  ByteRangeMsg, ClusterJobResult, DoneMsg, ExecuteTaskRequest, JobEventMsg, JobStatusReply, OutputFileMsg, TaskChunkMsg, TaskDoneMsg,
+  TaskProgressMsg, TaskWrittenMsg,
 } from '../core/cluster/wire-messages.js';
 import { WeightspaceError, q, toWeightspaceError } from '../core/errors.js';
 import type { JobSpec } from '../core/job-spec.js';
@@ -27,6 +36,7 @@ import type { JobStore } from './job-store.js';
 import { opFor } from './ops/registry.js';
 import { OutputAssembler } from './output-assembler.js';
 import { describeOutputFiles } from './output-files.js';
+import { verifyStaged } from './staged-verifier.js';
 import type { TaskOwner, TaskScheduler } from './task-scheduler.js';
 
 export type JobListener = (e: JobEventMsg) => void;
@@ -47,6 +57,10 @@ interface TaskEntry {
   inflightWritten: number;
   inflightRead: number;
   inflightTensors: number;
+  /** the current attempt's written notes (shared staging), checked when it is done */
+  staged: TaskWrittenMsg[];
+  /** the current attempt's bytes that came as chunks */
+  streamed: number;
   read: number;
   written: number;
 }
@@ -70,7 +84,8 @@ export function taskRanges(task: LayerTask): ByteRangeMsg[] {
   const ranges: ByteRangeMsg[] = [];
   for (const job of task.jobs) {
     const numel = job.shape.reduce((a, b) => a * b, 1);
-    for (const o of job.outputs) ranges.push({ output: o.output, file: o.file, offset: o.offset, length: numel * DTYPE_SIZE[o.dtype] });
+    // an output's own size (nbytes) where the plan gives it: it may differ from the job's shape
+    for (const o of job.outputs) ranges.push({ output: o.output, file: o.file, offset: o.offset, length: o.nbytes ?? numel * DTYPE_SIZE[o.dtype] });
   }
   ranges.sort((a, b) => a.output - b.output || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || a.offset - b.offset);
   const merged: ByteRangeMsg[] = [];
@@ -109,6 +124,11 @@ export class JobRun implements TaskOwner {
   private started = performance.now();
   private done: DoneMsg | undefined;
   private record: JobRecord;
+  /** the token of the staging dir's token file (shared staging); '' without one */
+  private stagingToken = '';
+  /** output bytes of finished tasks, by how they came */
+  private stagedBytes = 0;
+  private streamedBytes = 0;
 
   private constructor(readonly id: string, readonly spec: JobSpec, record: JobRecord, private readonly deps: JobRunDeps) {
     this.record = record;
@@ -272,7 +292,18 @@ export class JobRun implements TaskOwner {
       tasksKeptOnResume: this.record.tasksKeptOnResume,
       retries: this.record.retries,
       attempts: this.attempts,
+      stagedBytes: this.stagedBytes,
+      streamedBytes: this.streamedBytes,
     };
+  }
+
+  /**
+   * What a task's request says about shared staging: the staging dir (absolute, as this
+   * coordinator sees it), its token and each output's subdir. Nothing without outputs.
+   */
+  get staging(): Pick<ExecuteTaskRequest, 'stagingDir' | 'stagingToken' | 'stagingSubdirs'> {
+    if (!this.assembler || !this.stagingToken || !this.plan) return {};
+    return { stagingDir: this.assembler.tmp, stagingToken: this.stagingToken, stagingSubdirs: this.plan.outputs.map((o) => o.subdir) };
   }
 
   /**
@@ -312,6 +343,8 @@ export class JobRun implements TaskOwner {
     if (!e || this.stateValue !== 'running') return;
     e.state = 'running';
     e.inflightRead = e.inflightWritten = e.inflightTensors = 0;
+    e.staged = [];
+    e.streamed = 0;
     this.attempts++;
     this.emit({ jobId: this.id, event: 'taskStarted', taskStarted: { taskId: task.id, layer: task.layer, workerId, attempt } });
   }
@@ -325,7 +358,25 @@ export class JobRun implements TaskOwner {
     if (!this.assembler) throw new WeightspaceError('internal', `task ${q(task.layer)} sent a chunk for a job without outputs`);
     this.assembler.writeChunk(chunk);
     const e = this.tasks.get(task.id);
-    if (e) e.inflightWritten += chunk.bytes.length;
+    if (e) {
+      e.inflightWritten += chunk.bytes.length;
+      e.streamed += chunk.bytes.length;
+    }
+    this.maybeProgress();
+  }
+
+  /** A range the worker wrote into the staging files itself: noted now, checked when the task is done. */
+  onWritten(task: LayerTask, note: TaskWrittenMsg): void {
+    if (this.stateValue !== 'running') return;
+    if (!this.assembler) throw new WeightspaceError('internal', `task ${q(task.layer)} wrote into the staging of a job without outputs`);
+    const size = this.plan?.outputs[note.output]?.shards.find((s) => s.file === note.file)?.size;
+    if (size === undefined || note.offset + note.length > size || note.length <= 0) {
+      throw new WeightspaceError('cluster-protocol', `task ${q(task.layer)} says it wrote output ${note.output} file ${q(note.file)} at ${note.offset}+${note.length}: outside the plan`);
+    }
+    const e = this.tasks.get(task.id);
+    if (!e) return;
+    e.staged.push(note);
+    e.inflightWritten += note.length;
     this.maybeProgress();
   }
 
@@ -337,9 +388,38 @@ export class JobRun implements TaskOwner {
     this.maybeProgress();
   }
 
+  /**
+   * The worker finished the task: its output is complete (every planned byte came, as
+   * chunks or written notes, and every note reads back with its CRC-32) before it counts.
+   * Throws 'checksum-mismatch' or 'cluster-protocol' when not: the task runs again.
+   */
   async onTaskDone(task: LayerTask, workerId: string, attempt: number, results: ReadonlyMap<number, unknown>, done: TaskDoneMsg): Promise<void> {
     const e = this.tasks.get(task.id);
     if (!e || this.stateValue !== 'running' || e.state === 'done') return;
+    const staged = e.staged.reduce((a, n) => a + n.length, 0);
+    const planned = taskRanges(task).reduce((a, r) => a + r.length, 0);
+    if (staged + e.streamed !== planned) {
+      throw new WeightspaceError('cluster-protocol', `task ${q(task.layer)}: worker ${q(workerId)} delivered ${staged + e.streamed} output bytes, the plan has ${planned}`);
+    }
+    if (e.staged.length > 0) {
+      const notes = e.staged;
+      try {
+        await verifyStaged(this.assembler!, task.layer, notes, () => this.stateValue === 'running');
+      } catch (err) {
+        // a job that ended meanwhile has nothing left to check
+        if (this.stateValue !== 'running') return;
+        throw err;
+      }
+      if (this.stateValue !== 'running' || e.staged !== notes) return;
+    }
+    if (e.streamed > 0) {
+      // the chunks this coordinator wrote reach the volume before the task is announced,
+      // as a worker's own writes do: a client on another host copies its ranges from there
+      await this.assembler?.closeWrites();
+      if (this.stateValue !== 'running') return;
+    }
+    this.stagedBytes += staged;
+    this.streamedBytes += e.streamed;
     const rec: TaskRecord = {
       taskId: task.id,
       results: [...results.entries()].sort((a, b) => a[0] - b[0]),
@@ -370,6 +450,8 @@ export class JobRun implements TaskOwner {
     if (!e || this.isTerminal()) return;
     e.state = 'pending';
     e.inflightRead = e.inflightWritten = e.inflightTensors = 0;
+    e.staged = [];
+    e.streamed = 0;
     this.persist({ retries: this.record.retries + 1 });
   }
 
@@ -404,11 +486,16 @@ export class JobRun implements TaskOwner {
     this.plan = plan;
     this.assembler = assembler;
     this.started = performance.now();
+    if (assembler) {
+      // a fresh token on every (re)open: workers of an earlier coordinator hold the old one
+      this.stagingToken = newToken();
+      writeToken(assembler.tmp, STAGING_TOKEN_FILE, this.stagingToken);
+    }
     for (const task of plan.tasks) {
       const rec = this.taskResults.get(task.id);
       const done = kept.has(task.id) && rec !== undefined;
       this.tasks.set(task.id, {
-        task, state: done ? 'done' : 'pending', inflightRead: 0, inflightWritten: 0, inflightTensors: 0,
+        task, state: done ? 'done' : 'pending', inflightRead: 0, inflightWritten: 0, inflightTensors: 0, staged: [], streamed: 0,
         read: rec?.bytesRead ?? 0, written: rec?.bytesWritten ?? 0,
       });
     }
@@ -428,6 +515,8 @@ export class JobRun implements TaskOwner {
         shards: plan.outputs.flatMap((o, i) => o.shards.map((sh) => ({
           output: i, subdir: o.subdir, file: sh.file, size: sh.size, sha256: '', headerLength: Buffer.byteLength(sh.headerBase64, 'base64'),
         }))),
+        stagingDir: assembler ? assembler.tmp : '',
+        stagingToken: assembler ? this.stagingToken : '',
       },
     };
     this.emit(this.planned);
@@ -449,9 +538,15 @@ export class JobRun implements TaskOwner {
       const pairs = [...this.taskResults.values()].flatMap((r) => r.results).sort((a, b) => a[0] - b[0]);
       const results = new Map<number, unknown>(pairs);
       const report = opFor(this.spec).report?.(plan, results);
+      // the staging token never becomes part of the output; late writers of a lost attempt
+      // (same bytes, same offsets) find no token from now on and send chunks
+      if (assembler) removeToken(assembler.tmp, STAGING_TOKEN_FILE);
       const finished = assembler ? await assembler.finalize(report !== undefined ? { report } : {}) : undefined;
       if (this.isTerminal()) return;
       const files = plan.outputs.length > 0 ? await describeOutputFiles(plan, this.outDir, finished) : [];
+      // local copy: a client that reads this token in the output dir sees these very files
+      const localToken = plan.outputs.length > 0 ? newToken() : '';
+      if (localToken) writeToken(this.outDir, OUTPUT_TOKEN_FILE, localToken);
       const totals = this.progressTotals();
       const result: ClusterJobResult = {
         op: plan.op,
@@ -468,7 +563,9 @@ export class JobRun implements TaskOwner {
         bytesRead: totals.bytesRead,
         bytesWritten: totals.bytesWritten,
       };
-      const done: DoneMsg = { resultJson: JSON.stringify(result), resultV8: serialize(result), files };
+      const done: DoneMsg = {
+        resultJson: JSON.stringify(result), resultV8: serialize(result), files, ...(localToken ? { localDir: this.outDir, localToken } : {}),
+      };
       writeAtomic(this.resultPath, serialize(done));
       this.finish(done);
     } catch (err) {

@@ -7,7 +7,7 @@
  * output is ever visible under the destination name.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { close, createReadStream, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isUrl, readSmallFile } from '../core/byte-source.js';
 import { INDEX_FILE } from '../core/checkpoint.js';
@@ -125,14 +125,35 @@ export class OutputAssembler {
     this.written(chunk.output, chunk.file, chunk.offset, chunk.bytes.length);
   }
 
+  /** Where a shard is staged; throws for a file the plan does not have. */
+  shardPath(output: number, file: string): string {
+    const o = this.plan.outputs[output];
+    if (!o || !o.shards.some((s) => s.file === file)) {
+      throw new WeightspaceError('internal', `output ${output} has no shard ${q(file)}`);
+    }
+    return join(this.tmp, o.subdir, file);
+  }
+
   /**
    * Records that a byte range of a shard holds its final bytes (written by a thread, or a
    * chunk): the shard's sha256 advances over what became contiguous while the job runs.
    */
   written(output: number, file: string, offset: number, length: number): void {
+    this.hashOf(output, file)?.written(offset, length);
+  }
+
+  /**
+   * As `written`, for a range whose bytes the caller holds (read back from the shard and
+   * checked): hashed from memory when it continues the hashed prefix.
+   */
+  writtenBytes(output: number, file: string, offset: number, bytes: Uint8Array): void {
+    this.hashOf(output, file)?.writtenBytes(offset, bytes);
+  }
+
+  private hashOf(output: number, file: string): ProgressiveHash | undefined {
     const o = this.plan.outputs[output];
     const shard = o?.shards.find((s) => s.file === file);
-    if (!o || !shard) return;
+    if (!o || !shard) return undefined;
     const path = join(this.tmp, o.subdir, file);
     let h = this.hashes.get(path);
     if (!h) {
@@ -141,7 +162,18 @@ export class OutputAssembler {
       // the header was written at prepare
       h.written(0, Buffer.from(shard.headerBase64, 'base64').length);
     }
-    h.written(offset, length);
+    return h;
+  }
+
+  /**
+   * Closes the files chunks were written through (the next chunk opens its file again),
+   * off the event loop: on NFS a close writes the dirty pages back, and only then does
+   * another host that opens the file see them (close-to-open consistency).
+   */
+  async closeWrites(): Promise<void> {
+    const fds = [...this.fds.values()];
+    this.fds.clear();
+    await Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => close(fd, (err) => (err ? reject(err) : resolve())))));
   }
 
   /**

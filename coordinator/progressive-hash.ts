@@ -51,6 +51,19 @@ export class ProgressiveHash {
     this.schedule();
   }
 
+  /**
+   * Records a completed range whose bytes the caller holds (just read back and checked):
+   * when it continues the hashed prefix, they are hashed from memory, not read again.
+   */
+  writtenBytes(offset: number, bytes: Uint8Array): void {
+    if (this.digestValue !== undefined) return;
+    if (offset === this.hashed && bytes.length > 0) {
+      this.hash.update(bytes);
+      this.hashed += bytes.length;
+    }
+    this.written(offset, bytes.length);
+  }
+
   /** Hashes the rest of the file (whatever was not reported) and returns the hex digest. */
   digest(): string {
     if (this.digestValue !== undefined) return this.digestValue;

@@ -12,7 +12,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { deserialize } from 'node:v8';
 import type { Logger } from 'pino';
 import { codedErrorOf, isTransportError } from '../core/cluster/grpc-errors.js';
-import type { TaskChunkMsg, TaskDoneMsg, TaskMessageMsg, TaskProgressMsg } from '../core/cluster/wire-messages.js';
+import type { ExecuteTaskRequest, TaskChunkMsg, TaskDoneMsg, TaskMessageMsg, TaskProgressMsg, TaskWrittenMsg } from '../core/cluster/wire-messages.js';
 import { WeightspaceError, q, toWeightspaceError } from '../core/errors.js';
 import type { LayerTask } from '../core/plan.js';
 import type { WorkerChannels } from './worker-channels.js';
@@ -26,10 +26,15 @@ const QUARANTINE_MS = 3_500;
 /** What the scheduler reports to (a running job). Called only for a task's current attempt. */
 export interface TaskOwner {
   readonly id: string;
+  /** the shared staging a task's request offers (nothing: the worker sends chunks) */
+  readonly staging: Pick<ExecuteTaskRequest, 'stagingDir' | 'stagingToken' | 'stagingSubdirs'>;
   onTaskStarted(task: LayerTask, workerId: string, attempt: number): void;
   /** throws 'checksum-mismatch' for a damaged chunk (the attempt is retried) */
   onChunk(task: LayerTask, chunk: TaskChunkMsg): void;
+  /** bytes the worker wrote into the shared staging itself (checked when the task is done) */
+  onWritten(task: LayerTask, note: TaskWrittenMsg): void;
   onTaskProgress(task: LayerTask, progress: TaskProgressMsg): void;
+  /** throws 'checksum-mismatch' or 'cluster-protocol' when the output is not all there (the attempt is retried) */
   onTaskDone(task: LayerTask, workerId: string, attempt: number, results: ReadonlyMap<number, unknown>, done: TaskDoneMsg): Promise<void>;
   /** the attempt is void: forget its bytes (it will run again) */
   onTaskLost(task: LayerTask, workerId: string, reason: string): void;
@@ -130,7 +135,7 @@ export class TaskScheduler {
     const { owner, task } = queued;
     this.log.debug({ jobId: owner.id, taskId: task.id, layer: task.layer, workerId: worker.id, attempt: attempt.number }, 'task assigned');
     owner.onTaskStarted(task, worker.id, attempt.number);
-    attempt.call = this.channels.executeTask(worker.record.address, { jobId: owner.id, taskJson: JSON.stringify(task), attempt: attempt.number });
+    attempt.call = this.channels.executeTask(worker.record.address, { jobId: owner.id, taskJson: JSON.stringify(task), attempt: attempt.number, ...owner.staging });
     void this.follow(attempt, attempt.call);
   }
 
@@ -149,6 +154,7 @@ export class TaskScheduler {
       for await (const msg of call as AsyncIterable<TaskMessageMsg>) {
         if (attempt.abandoned) break;
         if (msg.message === 'chunk') owner.onChunk(task, msg.chunk);
+        else if (msg.message === 'written') owner.onWritten(task, msg.written);
         else if (msg.message === 'result') results.set(msg.result.jobId, deserialize(msg.result.valueV8));
         else if (msg.message === 'progress') owner.onTaskProgress(task, msg.progress);
         else if (msg.message === 'done') done = msg.done;
@@ -166,11 +172,17 @@ export class TaskScheduler {
     if (attempt.abandoned === 'cancelled' || this.closed) {
       // the job is over (or the coordinator is stopping): nothing to report
     } else if (done && !attempt.abandoned) {
+      // the worker's slot is free now, while its output is still being checked
+      this.pump();
       try {
         await owner.onTaskDone(task, attempt.worker.id, attempt.number, results, done);
         attempt.worker.tasksDone++;
       } catch (err) {
-        owner.fail(toWeightspaceError(err));
+        const e = toWeightspaceError(err);
+        // output that did not arrive whole (bytes missing, a staged range that does not read
+        // back as written) is the attempt's fault, not the job's: run it again
+        if (e.code === 'checksum-mismatch' || e.code === 'cluster-protocol') this.retryOrFail(attempt, e);
+        else owner.fail(e);
       }
     } else {
       this.retryOrFail(attempt, error);

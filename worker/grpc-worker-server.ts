@@ -1,7 +1,8 @@
 /**
  * The Worker gRPC service: thin handlers that decode, call the TaskService, and encode.
- * ExecuteTask streams a task's chunks with backpressure (a full stream pauses the
- * executor) and stops dispatching blocks as soon as the coordinator cancels the call.
+ * ExecuteTask streams a task's chunks (or, with shared staging, its `written` notes) with
+ * backpressure (a full stream pauses the executor) and stops dispatching blocks as soon as
+ * the coordinator cancels the call.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
@@ -12,6 +13,7 @@ import { addHealthAndReflection, bindServer, callSignal, writeMessage } from '..
 import { CHUNK_BYTES, type CapacityReply, type ExecuteTaskRequest } from '../core/cluster/wire-messages.js';
 import { WeightspaceError } from '../core/errors.js';
 import type { LayerTask } from '../core/plan.js';
+import type { StagingTarget } from './staging-writer.js';
 import type { TaskMessageOut, TaskService } from './task-service.js';
 
 export interface WorkerServer {
@@ -26,6 +28,11 @@ function decodeTask(req: ExecuteTaskRequest): LayerTask {
   } catch (err) {
     throw new WeightspaceError('cluster-protocol', `task of job '${req.jobId}' is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+function decodeStaging(req: ExecuteTaskRequest): StagingTarget | undefined {
+  if (!req.stagingDir) return undefined;
+  return { dir: req.stagingDir, token: req.stagingToken ?? '', subdirs: req.stagingSubdirs ?? [] };
 }
 
 /** Chunk message buffers, reused across tasks (16 × 1 MiB at most kept). */
@@ -45,7 +52,7 @@ async function executeTask(service: TaskService, call: grpc.ServerWritableStream
       offer: (msg) => {
         if (!ac.signal.aborted) call.write(msg);
       },
-    }, ac.signal);
+    }, ac.signal, decodeStaging(call.request));
     if (!ac.signal.aborted) call.end();
   } catch (err) {
     // a cancelled call has no one to tell

@@ -11,15 +11,26 @@ export interface ThreadRequest {
   readonly req: BlockRequest;
 }
 
+/** Close the output files now (between blocks: each block's writes are synchronous) and answer `id`. */
+export interface CloseOutputsRequest {
+  readonly id: number;
+  readonly closeOutputs: true;
+}
+
 const runner = new BlockRunner();
 // blocks run one at a time: the runner's scratch buffers are shared, and http reads yield
 let queue: Promise<void> = Promise.resolve();
 const port = parentPort;
 if (!port) throw new Error('pool-thread must run in a worker thread');
 
-port.on('message', (msg: ThreadRequest | 'close-outputs' | 'close') => {
+port.on('message', (msg: ThreadRequest | CloseOutputsRequest | 'close-outputs' | 'close') => {
   if (msg === 'close-outputs') {
     runner.closeOutputs();
+    return;
+  }
+  if (typeof msg === 'object' && 'closeOutputs' in msg) {
+    runner.closeOutputs();
+    port.postMessage({ id: msg.id, result: { bytesRead: 0, bytesWritten: 0 } });
     return;
   }
   if (msg === 'close') {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { WeightspaceError } from '../core/errors.js';
 import { BlockRunner, type BlockRequest, type BlockResult } from './block-runner.js';
+import type { CloseOutputsRequest } from './pool-thread.js';
 
 interface Pending {
   resolve: (r: BlockResult) => void;
@@ -99,6 +100,25 @@ export class ThreadPool {
   closeOutputs(): void {
     if (this.inline) this.inline.closeOutputs();
     for (const s of this.slots) s.worker.postMessage('close-outputs');
+  }
+
+  /**
+   * Closes every thread's output files and resolves once all have: what the threads wrote
+   * is then visible to an open elsewhere, even on NFS (close-to-open consistency). Threads
+   * reopen a file on their next write to it.
+   */
+  async closeOutputsAndWait(): Promise<void> {
+    if (this.inline) {
+      this.inline.closeOutputs();
+      return;
+    }
+    if (this.failure) throw this.failure;
+    await Promise.all(this.slots.map((slot) => new Promise<BlockResult>((resolve, reject) => {
+      const id = this.nextId++;
+      slot.inflight++;
+      this.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, closeOutputs: true } satisfies CloseOutputsRequest);
+    })));
   }
 
   async close(): Promise<void> {

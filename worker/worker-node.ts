@@ -42,7 +42,17 @@ export class WorkerNode {
 
   static async start(options: WorkerNodeOptions): Promise<WorkerNode> {
     const log = options.logger;
-    const service = await TaskService.create(options);
+    // one line per job: a job whose staging this worker cannot see falls back on every task
+    const fellBack = new Set<string>();
+    const service = await TaskService.create({
+      ...options,
+      onStagingFallback: (task, staging, reason) => {
+        if (fellBack.has(staging.dir)) return;
+        if (fellBack.size > 256) fellBack.clear();
+        fellBack.add(staging.dir);
+        log.warn({ taskId: task.id, layer: task.layer, stagingDir: staging.dir, reason }, 'shared staging not usable here: sending chunks over gRPC');
+      },
+    });
     let id = '';
     let server: WorkerServer | undefined;
     let link: NatsLink | undefined;
@@ -64,7 +74,9 @@ export class WorkerNode {
       );
       const node = new WorkerNode(id, advertise, service, server, link, registration, log);
       node.stateValue = 'ready';
-      log.info({ workerId: id, address: advertise, threads: options.threads, maxTasks: options.maxTasks }, 'worker registered');
+      log.info({
+        workerId: id, address: advertise, threads: options.threads, maxTasks: options.maxTasks, sharedStaging: options.sharedStaging !== false,
+      }, 'worker registered');
       return node;
     } catch (err) {
       if (server) server.server.forceShutdown();

@@ -34,6 +34,7 @@ export interface Command {
 export const JOB_OPTIONS: OptionsConfig = {
   threads: { type: 'string' },
   cluster: { type: 'string' },
+  'no-local-copy': { type: 'boolean' },
   'log-format': { type: 'string' },
   'no-progress': { type: 'boolean' },
 };
@@ -52,6 +53,8 @@ export const OUTPUT_OPTIONS: OptionsConfig = {
 export const JOB_OPTIONS_HELP = `common options:
   --threads N          kernel threads (default: all cores)
   --cluster HOST:PORT  submit to a coordinator instead of running embedded
+  --no-local-copy      with --cluster: fetch the output over gRPC even when the
+                       coordinator's data dir is visible here (same host, shared volume)
   --log-format json    machine-readable output
   --no-progress        no progress bar`;
 

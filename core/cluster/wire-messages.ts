@@ -19,6 +19,9 @@ export interface PlannedMsg {
   readonly outputs: readonly string[];
   readonly tasksDone: number;
   readonly shards: readonly OutputFileMsg[];
+  /** the job's staging directory and its token ('' without output): a client that reads the token there shares the coordinator's volume */
+  readonly stagingDir: string;
+  readonly stagingToken: string;
 }
 export interface TaskStartedMsg { readonly taskId: string; readonly layer: string; readonly workerId: string; readonly attempt: number }
 export interface TaskFinishedMsg extends TaskStartedMsg { readonly tasksDone: number; readonly tasks: number; readonly ranges: readonly ByteRangeMsg[] }
@@ -40,7 +43,14 @@ export interface OutputFileMsg {
   /** a planned shard's header length (its bytes are final from the start); 0 or absent when unknown */
   readonly headerLength?: number;
 }
-export interface DoneMsg { readonly resultJson: string; readonly resultV8: Uint8Array; readonly files: readonly OutputFileMsg[] }
+export interface DoneMsg {
+  readonly resultJson: string;
+  readonly resultV8: Uint8Array;
+  readonly files: readonly OutputFileMsg[];
+  /** the finished output's directory on the coordinator and its token ('' or absent: no local copy offered) */
+  readonly localDir?: string;
+  readonly localToken?: string;
+}
 export interface FailedMsg { readonly code: string; readonly message: string }
 
 export type JobEventMsg = { readonly jobId: string } & (
@@ -81,6 +91,8 @@ export interface JobStatusReply {
   readonly tasksKeptOnResume: number;
   readonly retries: number;
   readonly attempts: number;
+  readonly stagedBytes: number;
+  readonly streamedBytes: number;
 }
 
 export interface WorkerInfoMsg {
@@ -95,8 +107,17 @@ export interface WorkerInfoMsg {
 }
 export interface ListWorkersReply { readonly workers: readonly WorkerInfoMsg[] }
 
-export interface ExecuteTaskRequest { readonly jobId: string; readonly taskJson: string; readonly attempt: number }
+export interface ExecuteTaskRequest {
+  readonly jobId: string;
+  readonly taskJson: string;
+  readonly attempt: number;
+  /** shared staging: '' (or absent) to receive chunks */
+  readonly stagingDir?: string;
+  readonly stagingToken?: string;
+  readonly stagingSubdirs?: readonly string[];
+}
 export interface TaskChunkMsg { readonly output: number; readonly file: string; readonly offset: number; readonly bytes: Uint8Array; readonly crc32: number }
+export interface TaskWrittenMsg { readonly output: number; readonly file: string; readonly offset: number; readonly length: number; readonly crc32: number }
 export interface PartialResultMsg { readonly jobId: number; readonly valueV8: Uint8Array }
 export interface TaskProgressMsg { readonly bytesRead: number; readonly bytesWritten: number; readonly tensorsDone: number }
 export interface TaskDoneMsg extends TaskProgressMsg { readonly results: number }
@@ -105,7 +126,8 @@ export type TaskMessageMsg =
   | { readonly message: 'chunk'; readonly chunk: TaskChunkMsg }
   | { readonly message: 'result'; readonly result: PartialResultMsg }
   | { readonly message: 'progress'; readonly progress: TaskProgressMsg }
-  | { readonly message: 'done'; readonly done: TaskDoneMsg };
+  | { readonly message: 'done'; readonly done: TaskDoneMsg }
+  | { readonly message: 'written'; readonly written: TaskWrittenMsg };
 
 export interface CapacityReply {
   readonly workerId: string;
@@ -137,3 +159,9 @@ export interface ClusterJobResult {
 
 /** Bytes per FetchOutput chunk: larger than task chunks, fewer messages per output byte. */
 export const FETCH_CHUNK_BYTES = 4 << 20;
+
+/**
+ * Largest range one TaskWritten note covers: a worker merges adjacent writes up to this
+ * (continuing their CRC-32), and the coordinator reads each note back whole to check it.
+ */
+export const STAGED_PIECE_BYTES = 4 << 20;

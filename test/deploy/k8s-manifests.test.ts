@@ -2,7 +2,8 @@
  * deploy/k8s renders with kustomize (offline) and holds what a cluster needs: nats with
  * JetStream and a volume, the coordinator and workers with gRPC health probes on their
  * ports, checkpoints mounted read-only on workers, resources on every container, and a
- * grace period long enough for a worker to drain.
+ * grace period long enough for a worker to drain. The shared-staging component puts the
+ * coordinator's data dir on a ReadWriteMany claim that workers mount at the same path.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +105,24 @@ describe.skipIf(!hasKubectl)('kubernetes manifests (kubectl kustomize)', () => {
     const vol = wspec.volumes!.find((v) => v.name === 'models');
     expect(vol?.hostPath?.path).toBe('/var/lib/weightspace/models');
     expect(vol?.persistentVolumeClaim).toBeUndefined();
+  });
+
+  it('shares the coordinator\'s data dir with the workers at the same path with the shared-staging component', () => {
+    const rs = render('deploy/k8s/overlays/shared-staging');
+    const claim = find(rs, 'PersistentVolumeClaim', 'weightspace-shared-data') as Resource & { spec: { accessModes: string[] } };
+    expect(claim.spec.accessModes).toEqual(['ReadWriteMany']);
+    expect(rs.some((r) => r.metadata.name === 'weightspace-coordinator-data')).toBe(false);
+    const coord = find(rs, 'Deployment', 'weightspace-coordinator').spec!.template!.spec;
+    const wspec = find(rs, 'Deployment', 'weightspace-worker').spec!.template!.spec;
+    expect(coord.containers[0]!.args).toContain('--data-dir=/data');
+    for (const spec of [coord, wspec]) {
+      expect(spec.volumes!.find((v) => v.name === 'data')?.persistentVolumeClaim).toMatchObject({ claimName: 'weightspace-shared-data' });
+      const mount = spec.containers[0]!.volumeMounts!.find((m) => m.name === 'data');
+      expect(mount?.mountPath).toBe('/data');
+      expect(mount?.readOnly).toBeUndefined();
+    }
+    // the checkpoints stay read-only
+    expect(wspec.containers[0]!.volumeMounts!.find((m) => m.name === 'models')?.readOnly).toBe(true);
   });
 
   it('renders the base with a read-only claim for checkpoints', () => {

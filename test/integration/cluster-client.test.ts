@@ -1,6 +1,6 @@
 /**
- * The client side with real processes: (f) connections dropped during a download (the
- * download resumes from the last verified offset and the output verifies) and during a
+ * The client side with real processes: (f) connections dropped during a download over
+ * gRPC (the download resumes from the last verified offset and the output verifies) and during a
  * job's event stream (the handle re-attaches); (g) a corrupt input fails with the same
  * error (code and message) as embedded mode, through the SDK and the CLI, and the
  * cluster serves the next job; an input a worker may not read fails the job with the
@@ -75,7 +75,8 @@ describe('cluster client: dropped connections and failing jobs', () => {
       const total = done.outputs.flatMap((o) => o.shards).reduce((a, s) => a + s.size, 0);
       expect(total).toBeGreaterThan(2 << 20);
       proxy!.armDrop(1 << 20);
-      const result = await handle.download(f.out, { concurrency: 1 });
+      // over gRPC: a local copy (same host) would not cross the proxy
+      const result = await handle.download(f.out, { concurrency: 1, localCopy: false });
       expect(proxy!.drops).toBe(1);
       expect(result.transfer.resumes).toBeGreaterThanOrEqual(1);
       // nothing fetched twice: every byte of every file arrived once

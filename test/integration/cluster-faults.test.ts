@@ -1,8 +1,9 @@
 /**
  * Faults with real processes: (b) SIGKILL of a worker at several points of a job — early,
  * in the middle, near the end: the job completes, byte-identical to embedded mode, no
- * tensor missing or duplicated, the lost tasks re-run elsewhere; (c) a worker that joins
- * in the middle of a job receives work.
+ * tensor missing or duplicated, the lost tasks re-run elsewhere (the workers write into
+ * the shared staging, so a killed one leaves half-written ranges there, which the re-run
+ * writes again); (c) a worker that joins in the middle of a job receives work.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,6 +80,9 @@ describe('cluster faults: workers killed and joining mid-job', () => {
         expect(status.status).toBe('done');
         expect(status.retries).toBeGreaterThanOrEqual(lostTasks.length);
         expect(status.tasksDone).toBe(watch.tasks);
+        // every byte went through the shared staging, the victim's included
+        expect(status.stagedBytes).toBe(status.bytesWritten);
+        expect(status.streamedBytes).toBe(0);
         // back to three workers for the next point
         await cluster!.startWorker();
       });
@@ -146,7 +150,8 @@ describe('cluster faults: workers killed and joining mid-job', () => {
       try {
         const handle = await viaProxy.submit(f.spec);
         const watch = new JobWatch(handle);
-        const downloading = handle.download(f.out);
+        // over gRPC: a local copy (same host) would not cross the proxy
+        const downloading = handle.download(f.out, { localCopy: false });
         await watch.until('two finished tasks', () => watch.finished >= 2);
         proxy.armDrop(64 << 10);
         const result = await downloading;

@@ -2,7 +2,10 @@
  * (a) Every operation registered in coordinator/ops/registry.ts gives byte-identical output
  * (every file: shards, index, weightspace.json, copied files) and the same report in
  * cluster mode, on 2 and on 3 worker processes, as in embedded mode; and the CLI's
- * --cluster writes what embedded mode writes.
+ * --cluster writes what embedded mode writes. On 2 workers every byte takes the shared
+ * staging path (workers write into the coordinator's staging, the client copies); the
+ * third worker has --no-shared-staging and the client fetches over gRPC, so both data
+ * paths carry every operation.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -64,10 +67,14 @@ describe('cluster mode vs embedded mode, every operation', () => {
   for (const workers of [2, 3]) {
     it(`gives the same bytes on ${workers} workers`, async () => {
       expect(specs.length).toBeGreaterThan(0);
-      while (cluster!.workers.length < workers) await cluster!.startWorker();
+      while (cluster!.workers.length < workers) await cluster!.startWorker({ sharedStaging: false });
       await waitFor(`${workers} ready workers`, async () => ((await client!.workers()).filter((w) => w.state === 'ready').length === workers ? true : undefined));
+      const shared = workers === 2;
       for (const s of specs) {
-        const { dir, result, watch } = await runClusterAside(client!, s.spec, `cluster${workers}`);
+        const { dir, result, watch, jobId } = await runClusterAside(client!, s.spec, `cluster${workers}`, { localCopy: shared });
+        const status = await client!.status(jobId);
+        if (shared) expect(status.streamedBytes, `${s.op}: bytes streamed with shared staging`).toBe(0);
+        else if (dir && watch.tasks >= workers) expect(status.streamedBytes, `${s.op}: bytes streamed by the worker without shared staging`).toBeGreaterThan(0);
         // an operation writes a checkpoint, or a report, or both: whatever it gives, it gives the same
         expect(dir !== undefined || s.embedded.report !== undefined, `${s.op}: gives something`).toBe(true);
         expect(dir === undefined, `${s.op}: output on both sides`).toBe(s.embedded.dir === undefined);

@@ -71,6 +71,9 @@ describe('cluster restarts: coordinator and nats-server', () => {
         expect(status.retries).toBe(0);
         expect(status.attempts).toBe(status.tasks - status.tasksKeptOnResume);
         expect(rewatch.started.size).toBeLessThanOrEqual(status.attempts);
+        // the resumed staging got a new token, which the workers found: no chunk over gRPC
+        expect(status.streamedBytes).toBe(0);
+        expect(status.stagedBytes).toBeGreaterThan(0);
       } finally {
         second.close();
       }
@@ -108,6 +111,7 @@ describe('cluster restarts: coordinator and nats-server', () => {
       const status = await handle.status();
       expect(status.status).toBe('done');
       expect(status.retries).toBe(0);
+      expect(status.stagedBytes).toBe(status.bytesWritten);
 
       // heartbeats resumed: both workers ready with fresh beats
       await waitFor('fresh heartbeats from both workers', async () => {

@@ -14,7 +14,9 @@ output in --data-dir and streams it to clients. Unfinished jobs survive a restar
 state is in NATS and their staging in --data-dir, and the next coordinator resumes them.
 
   --nats URL           nats-server with JetStream (e.g. nats://127.0.0.1:4222; comma-separate several)
-  --data-dir DIR       staging and finished outputs (keep it across restarts)
+  --data-dir DIR       staging and finished outputs (keep it across restarts). Workers and
+                       clients that see it at the same path (same host, or a shared volume)
+                       write its staging and copy its outputs directly (docs/cluster.md)
   --port P             gRPC port (default 7070; 0 picks a free one, printed in the 'coordinator listening' log line)
   --host H             address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
   --retain-jobs N      finished jobs whose output stays fetchable (default 32)

@@ -11,11 +11,12 @@ export const TEST_BLOCK_DELAY_ENV = 'WEIGHTSPACE_TEST_BLOCK_DELAY_MS';
 export const workerCommand: Command = {
   name: 'worker',
   summary: 'run a cluster worker (computes layer tasks for a coordinator)',
-  usage: `worker --nats URL [--port 7071] [--threads N] [--roots DIR,...] [--advertise HOST:PORT]
+  usage: `worker --nats URL [--port 7071] [--threads N] [--roots DIR,...] [--advertise HOST:PORT] [--no-shared-staging]
 
 Registers in NATS with its capacity and a heartbeat every second, reads its tasks' input
 byte ranges straight from storage (local paths under --roots, or http(s) URLs), computes
-with the same kernels as embedded mode and streams the output back. SIGTERM drains: no
+with the same kernels as embedded mode and hands the output back (written into the
+coordinator's staging directory when it is shared, else streamed). SIGTERM drains: no
 new tasks, running ones finish, then it deregisters and exits 0.
 
   --nats URL           nats-server with JetStream
@@ -25,6 +26,11 @@ new tasks, running ones finish, then it deregisters and exits 0.
   --threads N          kernel threads (default: all cores)
   --max-tasks N        tasks run at once, sharing the threads (default 2)
   --roots DIRS         comma-separated directories tasks may read (default /: anything)
+  --no-shared-staging  always stream output bytes to the coordinator over gRPC. By default
+                       (--shared-staging), when the coordinator's staging directory is
+                       visible here at the same path (same host, or a shared volume; proven
+                       by a token file), output bytes are written straight into it and only
+                       offsets and CRCs cross gRPC
 ${SERVER_OPTIONS_HELP}`,
   options: {
     nats: { type: 'string' },
@@ -34,6 +40,8 @@ ${SERVER_OPTIONS_HELP}`,
     threads: { type: 'string' },
     'max-tasks': { type: 'string' },
     roots: { type: 'string' },
+    'shared-staging': { type: 'boolean' },
+    'no-shared-staging': { type: 'boolean' },
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
     'parent-lifeline': { type: 'boolean' },
@@ -42,6 +50,9 @@ ${SERVER_OPTIONS_HELP}`,
     if (args.positionals.length > 0) throw new WeightspaceError('usage', 'worker takes no positional arguments');
     const natsUrl = str(args, 'nats') ?? process.env['WEIGHTSPACE_NATS'];
     if (!natsUrl) throw new WeightspaceError('usage', 'missing --nats URL');
+    if (args.values['shared-staging'] === true && args.values['no-shared-staging'] === true) {
+      throw new WeightspaceError('usage', '--shared-staging and --no-shared-staging contradict each other');
+    }
     const delay = Number(process.env[TEST_BLOCK_DELAY_ENV] ?? 0);
     const advertise = str(args, 'advertise');
     const logger = serverLogger(args, 'worker');
@@ -55,6 +66,7 @@ ${SERVER_OPTIONS_HELP}`,
       threads: int(args, 'threads') ?? availableParallelism(),
       maxTasks: int(args, 'max-tasks') ?? 2,
       roots: (str(args, 'roots') ?? '/').split(',').map((r) => r.trim()).filter((r) => r.length > 0),
+      sharedStaging: args.values['no-shared-staging'] !== true,
       ...(Number.isFinite(delay) && delay > 0 ? { blockDelayMs: delay } : {}),
       logger,
     });

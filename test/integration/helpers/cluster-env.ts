@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEmbedded } from '../../../client/embedded-runner.js';
 import type { JobResult } from '../../../client/job-events.js';
+import type { DownloadOptions } from '../../../client/output-download.js';
 import type { WeightspaceClient } from '../../../client/weightspace-client.js';
 import type { JobSpec } from '../../../core/job-spec.js';
 import { JobWatch } from './job-watch.js';
@@ -45,6 +46,7 @@ export async function runClusterAside(
   client: WeightspaceClient,
   spec: JobSpec,
   tag: string,
+  download: DownloadOptions = {},
 ): Promise<{ dir: string | undefined; result: { report?: unknown }; watch: JobWatch; jobId: string }> {
   const out = outOf(spec);
   const handle = await client.submit(spec);
@@ -54,7 +56,7 @@ export async function runClusterAside(
     await watch.ended;
     return { dir: undefined, result: done, watch, jobId: handle.id };
   }
-  const result = await handle.download(out);
+  const result = await handle.download(out, download);
   await watch.ended;
   renameSync(out, `${out}.${tag}`);
   return { dir: `${out}.${tag}`, result, watch, jobId: handle.id };
