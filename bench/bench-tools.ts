@@ -85,13 +85,23 @@ export interface FloorComparison {
  * Runs `weightspace ARGS --out OUT` `reps` times, each right after an I/O floor over `inputs`
  * with an output of `outBytes`; returns the median ratio and the medians of both times.
  */
+/**
+ * Flushes dirty pages before a timed step, so that neither the floor nor the run pays for the
+ * previous one's writeback (the main source of the floor's minute-to-minute swings here).
+ */
+export function settle(): void {
+  spawnSync('sync');
+}
+
 export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = 3): FloorComparison {
   const floors: number[] = [];
   const runs: number[] = [];
   let rss = 0;
   for (let r = 0; r < reps; r++) {
+    settle();
     floors.push(ioFloor(inputs, `${out}.floor.bin`, outBytes));
     rmSync(out, { recursive: true, force: true });
+    settle();
     const t = timedCli([...args, '--out', out]);
     runs.push(t.seconds);
     rss = Math.max(rss, t.maxRssMB);

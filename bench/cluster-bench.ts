@@ -183,7 +183,7 @@ async function benchOne(dir: string, name: string, spec: JobSpec, out: string): 
           if (seconds < run.best) {
             run.best = seconds;
             run.cpu = cpu;
-            run.early = got.transfer.early / Math.max(1, got.transfer.bytes + got.transfer.copied);
+            run.early = got.transfer.early / Math.max(1, got.transfer.bytes + got.transfer.copied + got.transfer.linked);
           }
           run.jobBest = Math.min(run.jobBest, jobSeconds);
         }
@@ -201,7 +201,7 @@ async function benchOne(dir: string, name: string, spec: JobSpec, out: string): 
       const got = await lastJob!.download(target, { concurrency, localCopy });
       const s = (performance.now() - t0) / 1000;
       rmSync(target, { recursive: true, force: true });
-      return (got.transfer.bytes + got.transfer.copied) / 1e6 / s;
+      return (got.transfer.bytes + got.transfer.copied + got.transfer.linked) / 1e6 / s;
     };
     const streams = 4;
     let one = 0;

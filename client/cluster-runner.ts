@@ -13,7 +13,13 @@ import { WeightspaceClient } from './weightspace-client.js';
 export async function runOnCluster(
   address: string,
   spec: JobSpec,
-  options: { onEvent?: (e: JobEvent) => void; /** false: fetch the output over gRPC even where a local copy is possible */ localCopy?: boolean },
+  options: {
+    onEvent?: (e: JobEvent) => void;
+    /** false: fetch the output over gRPC even where a local copy is possible */
+    localCopy?: boolean;
+    /** false: copy rather than hard-link a local copy on the same filesystem */
+    link?: boolean;
+  },
 ): Promise<JobResult> {
   const started = performance.now();
   const { out, force } = spec as { out?: string; force?: boolean };
@@ -27,7 +33,7 @@ export async function runOnCluster(
     job = await client.submit(spec);
     process.once('SIGINT', onSigint);
     // the download starts now: finished tasks' bytes come while the job runs
-    const downloading = out !== undefined ? job.download(out, { force: force ?? false, localCopy: options.localCopy ?? true }) : undefined;
+    const downloading = out !== undefined ? job.download(out, { force: force ?? false, localCopy: options.localCopy ?? true, link: options.link ?? true }) : undefined;
     downloading?.catch(() => undefined);
     for await (const e of job.events) {
       if (e.type === 'planned' || e.type === 'progress' || e.type === 'warning') options.onEvent?.(e);

@@ -29,7 +29,9 @@
  * Lifecycle: 'collecting' (job running) → 'completing' → 'done' | 'failed'.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants as fsConstants, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync,
+} from 'node:fs';
 import { copyFile, open } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -53,6 +55,14 @@ export interface DownloadOptions {
    * true); false: always fetch them over gRPC (FetchOutput).
    */
   readonly localCopy?: boolean;
+  /**
+   * With local copy, when the coordinator's data dir is on the same filesystem as `dir`:
+   * hard-link its finished files instead of copying them (default true; uv links its cache
+   * the same way). No byte is copied or re-hashed: the link is the very file whose sha256 the
+   * coordinator computed, and the coordinator makes finished outputs read-only, so neither
+   * side can change the other's. false: copy (an independent, writable file).
+   */
+  readonly link?: boolean;
   readonly onProgress?: (bytes: number) => void;
 }
 
@@ -66,6 +76,8 @@ export interface TransferStats {
   readonly early: number;
   /** bytes copied from the coordinator's data dir (local copy) */
   readonly copied: number;
+  /** bytes hard-linked from the coordinator's data dir (local copy on the same filesystem) */
+  readonly linked: number;
   /** files whose local copy failed its check (or could not be made) and were fetched over gRPC instead */
   readonly copyFallbacks: number;
 }
@@ -141,6 +153,17 @@ const HASH_READ_BYTES = 4 << 20;
 /** Milliseconds of copying per event-loop turn: the job's events keep flowing meanwhile. */
 const COPY_TURN_MS = 4;
 
+/** Whether `a` and the nearest existing ancestor of `b` are on one filesystem (a hard link between them can work). */
+function sameFilesystem(a: string, b: string): boolean {
+  let at = b;
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    return statSync(a).dev === statSync(at).dev;
+  } catch {
+    return false;
+  }
+}
+
 /** Size and sha256 of a file, read in slices (reads off the event loop, hashing on it). */
 async function sha256Of(path: string): Promise<{ size: number; sha256: string }> {
   const fh = await open(path, 'r');
@@ -167,12 +190,14 @@ export class OutputDownload {
   private readonly files = new Map<string, FileState>();
   private readonly queue: { f: FileState; start: number; end: number }[] = [];
   private readonly running = new Set<Promise<void>>();
-  private readonly stats = { bytes: 0, resumes: 0, files: 0, early: 0, copied: 0, copyFallbacks: 0 };
+  private readonly stats = { bytes: 0, resumes: 0, files: 0, early: 0, copied: 0, linked: 0, copyFallbacks: 0 };
   private rehashBuffer: Buffer | undefined;
   private copyBuffer: Buffer | undefined;
   /** the job's staging dir as last planned, and whether it is visible here (then ranges are copied from it, not fetched) */
   private stagingSeen: string | undefined;
   private stagingDir: string | undefined;
+  /** the staging is visible and on this filesystem: the finished files will be linked, so nothing is fetched or copied early */
+  private linkPlanned = false;
 
   private constructor(
     private readonly rpc: CoordinatorRpc,
@@ -203,7 +228,9 @@ export class OutputDownload {
       // a resumed job may stage elsewhere (its plan changed): decided again
       this.stagingSeen = staging.dir;
       this.stagingDir = this.options.localCopy !== false && tokenMatches(staging.dir, STAGING_TOKEN_FILE, staging.token) ? staging.dir : undefined;
+      this.linkPlanned = this.stagingDir !== undefined && this.options.link !== false && sameFilesystem(this.stagingDir, dirname(this.dest));
     }
+    if (this.linkPlanned) return;
     for (const s of shards) {
       const known = this.files.has(key(s.output, s.file));
       const f = this.fileFor(s);
@@ -216,7 +243,7 @@ export class OutputDownload {
 
   /** Ranges a finished task wrote: final bytes, fetched (or copied) now. */
   addRanges(ranges: readonly ByteRangeMsg[]): void {
-    if (this.stateValue !== 'collecting') return;
+    if (this.stateValue !== 'collecting' || this.linkPlanned) return;
     for (const r of ranges) {
       const f = this.files.get(key(r.output, r.file));
       if (!f || r.length <= 0) continue;
@@ -273,6 +300,7 @@ export class OutputDownload {
     const f = this.files.get(key(desc.output, desc.file));
     if (copyFrom !== undefined && staysInside(join(desc.subdir, desc.file))) {
       const src = join(copyFrom, desc.subdir, desc.file);
+      if (!f && this.options.link !== false && this.linkWhole(desc, src)) return;
       if (f ? await this.fillLocally(f, desc, src) : await this.copyWhole(desc, src)) return;
     } else if (!f || f.copied === 0) {
       await this.completeFile(desc);
@@ -309,6 +337,33 @@ export class OutputDownload {
       }
     } catch {
       // unreadable, vanished, out of space here...: fetched instead, which says what is wrong if it fails too
+    }
+    rmSync(path, { force: true });
+    return false;
+  }
+
+  /**
+   * Hard-links a finished file (nothing of it is here yet): checked by being that very file
+   * (same device and inode, the size the coordinator reported) and read-only, as the
+   * coordinator leaves finished outputs, so its sha256 is the one the coordinator computed
+   * over these bytes. False (nothing left here) when it cannot be linked (another filesystem,
+   * not allowed) or is not such a file: it is then copied.
+   */
+  private linkWhole(desc: OutputFileMsg, src: string): boolean {
+    const dir = join(this.ensureTmp(), desc.subdir);
+    const path = join(dir, desc.file);
+    try {
+      mkdirSync(dir, { recursive: true });
+      linkSync(src, path);
+      const a = statSync(src);
+      const b = statSync(path);
+      if (a.dev === b.dev && a.ino === b.ino && b.size === desc.size && (b.mode & 0o222) === 0) {
+        this.stats.linked += b.size;
+        this.options.onProgress?.(this.stats.bytes + this.stats.copied + this.stats.linked);
+        return true;
+      }
+    } catch {
+      // EXDEV, EPERM...: copied instead
     }
     rmSync(path, { force: true });
     return false;

@@ -17,7 +17,7 @@
  * Lifecycle: 'planning' → 'running' → 'finalizing' → 'done' | 'failed' | 'cancelled'.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
@@ -544,6 +544,8 @@ export class JobRun implements TaskOwner {
       const finished = assembler ? await assembler.finalize(report !== undefined ? { report } : {}) : undefined;
       if (this.isTerminal()) return;
       const files = plan.outputs.length > 0 ? await describeOutputFiles(plan, this.outDir, finished) : [];
+      // finished outputs never change: read-only, so a client's hard link (local copy) and this copy cannot change each other
+      makeReadOnly(this.outDir);
       // local copy: a client that reads this token in the output dir sees these very files
       const localToken = plan.outputs.length > 0 ? newToken() : '';
       if (localToken) writeToken(this.outDir, OUTPUT_TOKEN_FILE, localToken);
@@ -672,5 +674,12 @@ export class JobRun implements TaskOwner {
 
   private log(): Logger {
     return this.deps.log;
+  }
+}
+
+/** Every regular file under `dir` read-only (a finished output). */
+function makeReadOnly(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) chmodSync(join(e.parentPath, e.name), 0o444);
   }
 }

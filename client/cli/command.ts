@@ -35,6 +35,7 @@ export const JOB_OPTIONS: OptionsConfig = {
   threads: { type: 'string' },
   cluster: { type: 'string' },
   'no-local-copy': { type: 'boolean' },
+  'no-link': { type: 'boolean' },
   'log-format': { type: 'string' },
   'no-progress': { type: 'boolean' },
 };
@@ -55,6 +56,8 @@ export const JOB_OPTIONS_HELP = `common options:
   --cluster HOST:PORT  submit to a coordinator instead of running embedded
   --no-local-copy      with --cluster: fetch the output over gRPC even when the
                        coordinator's data dir is visible here (same host, shared volume)
+  --no-link            with --cluster: copy a local output instead of hard-linking it
+                       (links are read-only: they are the coordinator's own files)
   --log-format json    machine-readable output
   --no-progress        no progress bar`;
 

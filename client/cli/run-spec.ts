@@ -42,7 +42,7 @@ export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, option
   };
   try {
     const result = cluster
-      ? await runOnCluster(cluster, spec, { onEvent, localCopy: args.values['no-local-copy'] !== true })
+      ? await runOnCluster(cluster, spec, { onEvent, localCopy: args.values['no-local-copy'] !== true, link: args.values['no-link'] !== true })
       : await runEmbedded(spec, { ...(threads !== undefined ? { threads } : {}), onEvent });
     bar?.stop();
     if (io.json) io.out(JSON.stringify({ event: 'done', ...result }));

@@ -7,7 +7,7 @@
  * nothing at the destination.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CoordinatorRpc } from '../../client/coordinator-rpc.js';
@@ -106,10 +106,34 @@ describe('OutputDownload: local copy', () => {
     expect(existsSync(join(dest, OUTPUT_TOKEN_FILE))).toBe(false);
   });
 
-  it("copies finished tasks' ranges from the staging while the job runs, the rest when it is done", async () => {
+  it('hard-links the finished files when they are read-only on this filesystem: nothing copied, fetched or re-hashed early', async () => {
     writeToken(fx.staging, STAGING_TOKEN_FILE, fx.token);
     const rpc = fakeRpc(fx.truth);
     const dl = OutputDownload.start(rpc, 'j', dest, { reconnectTimeoutMs: 5_000 });
+    dl.addShards(fx.shards, { dir: fx.staging, token: fx.token });
+    dl.addRanges([{ output: 0, file: 'model-00001-of-00002.safetensors', offset: 4096, length: 2 << 20 }]);
+    const local = finish(fx);
+    for (const name of fx.truth.keys()) chmodSync(join(fx.outDir, name), 0o444);
+    const got = await dl.complete(fx.result, fx.files, local);
+    expectTruth(fx, dest);
+    expect(rpc.served).toBe(0);
+    expect(got.transfer).toMatchObject({ early: 0, copied: 0, linked: [...fx.truth.values()].reduce((a, b) => a + b.length, 0), copyFallbacks: 0 });
+    for (const name of fx.truth.keys()) expect(statSync(join(dest, name)).ino).toBe(statSync(join(fx.outDir, name)).ino);
+  });
+
+  it('copies instead of linking with link false, or when the finished file is writable (the first test)', async () => {
+    const local = finish(fx);
+    for (const name of fx.truth.keys()) chmodSync(join(fx.outDir, name), 0o444);
+    const got = await OutputDownload.start(fakeRpc(fx.truth), 'j', dest, { reconnectTimeoutMs: 5_000, link: false }).complete(fx.result, fx.files, local);
+    expectTruth(fx, dest);
+    expect(got.transfer).toMatchObject({ linked: 0, copied: [...fx.truth.values()].reduce((a, b) => a + b.length, 0) });
+    for (const name of fx.truth.keys()) expect(statSync(join(dest, name)).ino).not.toBe(statSync(join(fx.outDir, name)).ino);
+  });
+
+  it("copies finished tasks' ranges from the staging while the job runs, the rest when it is done", async () => {
+    writeToken(fx.staging, STAGING_TOKEN_FILE, fx.token);
+    const rpc = fakeRpc(fx.truth);
+    const dl = OutputDownload.start(rpc, 'j', dest, { reconnectTimeoutMs: 5_000, link: false });
     dl.addShards(fx.shards, { dir: fx.staging, token: fx.token });
     dl.addRanges([{ output: 0, file: 'model-00001-of-00002.safetensors', offset: 4096, length: 2 << 20 }]);
     await new Promise((r) => setTimeout(r, 50));
@@ -139,7 +163,7 @@ describe('OutputDownload: local copy', () => {
     damaged[4096 + 10]! ^= 0xff;
     writeFileSync(shard, damaged);
     const rpc = fakeRpc(fx.truth);
-    const dl = OutputDownload.start(rpc, 'j', dest, { reconnectTimeoutMs: 5_000 });
+    const dl = OutputDownload.start(rpc, 'j', dest, { reconnectTimeoutMs: 5_000, link: false });
     dl.addShards(fx.shards, { dir: fx.staging, token: fx.token });
     dl.addRanges([{ output: 0, file: 'model-00001-of-00002.safetensors', offset: 4096, length: 1 << 20 }]);
     await new Promise((r) => setTimeout(r, 50));

@@ -55,16 +55,27 @@ describe('cluster data paths: shared staging and gRPC', () => {
       await cluster?.stop();
     });
 
-    it('writes through the staging and copies the output: byte-identical, no output byte over gRPC', async () => {
+    it('writes through the staging and links the output (read-only): byte-identical, no output byte over gRPC', async () => {
       const handle = await client!.submit(f.spec);
       const result = await handle.download(f.out);
       const status = await handle.status();
       expect(status.stagedBytes).toBe(status.bytesWritten);
       expect(status.streamedBytes).toBe(0);
       expect(result.transfer.bytes).toBe(0);
-      expect(result.transfer.copied).toBe(outputSize(f, f.out));
+      expect(result.transfer.linked).toBe(outputSize(f, f.out));
+      expect(result.transfer.copied).toBe(0);
       expect(result.transfer.copyFallbacks).toBe(0);
       await expectLikeReference(f, moveAside(f, 'shared'));
+    });
+
+    it('copies the output with link false (an independent, writable file): byte-identical', async () => {
+      const handle = await client!.submit(f.spec);
+      const result = await handle.download(f.out, { link: false });
+      expect(result.transfer.bytes).toBe(0);
+      expect(result.transfer.linked).toBe(0);
+      expect(result.transfer.copied).toBe(outputSize(f, f.out));
+      expect(result.transfer.copyFallbacks).toBe(0);
+      await expectLikeReference(f, moveAside(f, 'copied'));
       // token files stay the coordinator's
       expect(existsSync(join(cluster!.dataDir, 'jobs', handle.id, 'out', OUTPUT_TOKEN_FILE))).toBe(true);
     });
