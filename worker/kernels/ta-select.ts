@@ -43,7 +43,23 @@ const KEY_MASK = 0x7fffffff;
  * get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
  * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
  */
-export const SELECT_LIMITS = { candidateCap: 1 << 18 };
+export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true };
+
+/** How often pass 0's windows resolved a cut (so pass 1 was skipped): tests check the path ran. */
+export const SELECT_STATS = { resolvedByWindows: 0 };
+
+// pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
+const WIN_HALF = 2;
+const WIN_WIDTH = 2 * WIN_HALF + 1;
+
+/** Where pass 0's accumulator and partial put a tensor's windows (task arithmetic gives it; SCE does not). */
+export interface WindowLayout {
+  /** histogram sources (the models) */
+  readonly sources: number;
+  readonly numel: number;
+  /** blocks of the tensor (finish checks that every block reported its window) */
+  readonly blockCount: number;
+}
 
 /** A cut: the `rank` first elements (in key order) of key source `source`. */
 export interface Cut {
@@ -62,7 +78,7 @@ export interface SelectState {
   readonly need: number[];
   /** after pass 0: keys in T's bucket, and whether the cut resolves by pass 1's records ('cand') or counts ('count') */
   readonly bucketCount: number[];
-  readonly mode: ('cand' | 'count')[];
+  readonly mode: ('cand' | 'count' | 'done')[];
   /** after pass 0 ('cand'): accumulator slots for the cut's pass-1 records */
   readonly room: number[];
   /** after pass 1 ('cand') or 3 ('count'): the block holding the last tie above the cut, and how many ties it keeps */
@@ -111,8 +127,32 @@ function candidateOffsets(state: SelectState): number[] {
   return offs;
 }
 
-export function selectAccumulatorLength(pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined): number {
-  if (pass === 0) return sources * HI_BUCKETS;
+/** The room for one cut's window records in pass 0's accumulator. */
+function windowRoom(numel: number): number {
+  return Math.min(SELECT_LIMITS.windowRoomCap, Math.max(1 << 12, Math.ceil(numel / 16)));
+}
+
+/**
+ * Where each live cut's window region starts in pass 0's accumulator (after the histograms), and
+ * the end: [blocks seen, highest window start, lowest window end, used (−1: overflowed), records…],
+ * a record being [block index, window start, k, (index, count)×k], index = (bucket − start)·2¹⁵ + low bits.
+ */
+function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): number[] {
+  const kind = initSelect(cuts, numel).kind;
+  const offs: number[] = [];
+  let o = sources * HI_BUCKETS;
+  for (let c = 0; c < cuts.length; c++) {
+    offs.push(o);
+    if (kind[c] === 'cut') o += 4 + windowRoom(numel);
+  }
+  offs.push(o);
+  return offs;
+}
+
+export function selectAccumulatorLength(
+  pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined, layout?: WindowLayout,
+): number {
+  if (pass === 0) return layout && SELECT_LIMITS.windows ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
   if (pass === 1) return state ? candidateOffsets(state)[cuts.length]! : 0;
   return selectPartialLength(pass, cuts);
 }
@@ -250,14 +290,16 @@ export function selectReduce(
  */
 export function selectTake(pass: number): Float64Array | undefined {
   if (pass === 0) {
-    const out = new Float64Array(2 * nTouched);
+    const out = new Float64Array(2 * nTouched + winLen);
     for (let k = 0; k < nTouched; k++) {
       const b = touched[k]!;
       out[2 * k] = b;
       out[2 * k + 1] = hist[b]!;
       hist[b] = 0;
     }
+    out.set(winRecords.subarray(0, winLen), 2 * nTouched);
     nTouched = 0;
+    winLen = 0;
     return out;
   }
   if (pass === 1) {
@@ -292,7 +334,7 @@ export function selectTake(pass: number): Float64Array | undefined {
  * fallback) take key arrays through selectReduce.
  */
 export function selectReduceDeltas(
-  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number,
+  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windowsOf?: number,
 ): void {
   const base = inputs[0]!;
   if (pass === 0) {
@@ -306,6 +348,8 @@ export function selectReduceDeltas(
       const h = simdCounts.byteOffset;
       if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
       else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
+      // with the tensor's size given, pass 0 also collects speculative windows (accumulatorLength made room)
+      if (windowsOf !== undefined && SELECT_LIMITS.windows) collectWindows(k, cuts, state, inputs, n, windowsOf);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -352,6 +396,70 @@ export function selectReduceDeltas(
       continue;
     }
     loCount[c] = lowDeltas(base, x, n, state.t[c]!, off, loHist, loTouched, loCount[c]!);
+  }
+}
+
+// pass 0's window records of the block being reduced, in the partial's form (selectTake appends them)
+let winRecords = new Float64Array(0);
+let winLen = 0;
+let simdWindow = new Uint32Array(0);
+let simdWindowPairs = new Uint32Array(0);
+
+/**
+ * Pass 0's speculation, on the SIMD backend: for each live cut, the block's own cut bucket b (where
+ * the block's share of the rank, rank·n/numel, falls in its histogram, still in simdCounts), and the
+ * low bits of the keys within ±WIN_HALF buckets of b. If every block's window holds the cut bucket
+ * that pass 0 finds for the whole tensor, these records resolve the cut and pass 1 is skipped; if
+ * not (or they overflow their room), pass 1 runs as without them. Either way the cut is exact.
+ */
+function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, numel: number): void {
+  const sources = inputs.length - 1;
+  const offs = windowOffsets(cuts, sources, numel);
+  // per cut: the window's counters and one spare counter that windowDeltas2's misses go to
+  const span = WIN_WIDTH << HI_SHIFT;
+  const area = span + 4;
+  if (simdWindow.length < cuts.length * area) {
+    simdWindow = simdWords(cuts.length * area);
+    simdWindowPairs = simdWords(2 * span);
+  }
+  if (!simdFor(simdWindow, simdWindowPairs)) return;
+  const live: number[] = [];
+  const los: number[] = [];
+  for (let c = 0; c < cuts.length; c++) {
+    if (state.kind[c] !== 'cut') continue;
+    const cut = cuts[c]!;
+    const need = Math.min(n, Math.max(1, Math.round((cut.rank * n) / numel)));
+    const b = k.localBucket(simdCounts.byteOffset + 4 * cut.source * HI_BUCKETS, need);
+    if (b < 0) continue; // cannot happen (need ≤ n): the block then reports no window, and pass 1 runs
+    live.push(c);
+    los[c] = Math.max(0, b - WIN_HALF);
+  }
+  const base = inputs[0]!.byteOffset;
+  const at = (c: number): number => simdWindow.byteOffset + 4 * c * area;
+  const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
+  if (live.length === 2) {
+    const [c0, c1] = live as [number, number];
+    k.windowDeltas2(base, x(c0), x(c1), n, los[c0]!, los[c1]!, WIN_WIDTH, at(c0), at(c1));
+  } else for (const c of live) k.windowDeltas(base, x(c), n, los[c]!, WIN_WIDTH, at(c));
+  const room = windowRoom(numel);
+  for (const c of live) {
+    const m = k.takeCounts(at(c), span, simdWindowPairs.byteOffset);
+    // a record: [−(region + 1), room, window start, k, (index, count)×k]; the sign tells it from a histogram pair
+    const len = 4 + 2 * m;
+    if (winRecords.length < winLen + len) {
+      const grown = new Float64Array(Math.max(2 * winRecords.length, winLen + len));
+      grown.set(winRecords.subarray(0, winLen));
+      winRecords = grown;
+    }
+    const r = winRecords;
+    let o = winLen;
+    r[o++] = -(offs[c]! + 1);
+    r[o++] = room;
+    r[o++] = los[c]!;
+    r[o++] = m;
+    const p = simdWindowPairs;
+    for (let i = 0; i < 2 * m; i++) r[o++] = p[i]!;
+    winLen = o;
   }
 }
 
@@ -461,7 +569,41 @@ function lowDeltas(base: Float32Array, x: Float32Array, n: number, t: number, of
  */
 export function selectFold(pass: number, acc: Float64Array, partial: Float64Array, blockIndex: number): void {
   if (pass === 0) {
-    for (let p = 0; p < partial.length; p += 2) acc[partial[p]!]! += partial[p + 1]!;
+    for (let p = 0; p < partial.length;) {
+      const i = partial[p]!;
+      if (i >= 0) {
+        acc[i]! += partial[p + 1]!;
+        p += 2;
+        continue;
+      }
+      // a window record (collectWindows): the windows' common part, then the record itself
+      const off = -i - 1;
+      const room = partial[p + 1]!;
+      const lo = partial[p + 2]!;
+      const k = partial[p + 3]!;
+      const hi = lo + WIN_WIDTH - 1;
+      if (acc[off] === 0) {
+        acc[off + 1] = lo;
+        acc[off + 2] = hi;
+      } else {
+        acc[off + 1] = Math.max(acc[off + 1]!, lo);
+        acc[off + 2] = Math.min(acc[off + 2]!, hi);
+      }
+      acc[off]!++;
+      const used = acc[off + 3]!;
+      if (used >= 0) {
+        if (used + 3 + 2 * k > room) acc[off + 3] = -1;
+        else {
+          const r = off + 4 + used;
+          acc[r] = blockIndex;
+          acc[r + 1] = lo;
+          acc[r + 2] = k;
+          acc.set(partial.subarray(p + 4, p + 4 + 2 * k), r + 3);
+          acc[off + 3] = used + 3 + 2 * k;
+        }
+      }
+      p += 4 + 2 * k;
+    }
     return;
   }
   if (pass === 2) {
@@ -514,7 +656,61 @@ function bucketOf(acc: Float64Array, off: number, buckets: number, need: number)
 }
 
 /** Turns a select pass's folded accumulator into the next state. */
-export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectState, acc: Float64Array): SelectState {
+interface BucketEntries {
+  readonly blocks: number[];
+  readonly lows: number[];
+  readonly counts: number[];
+}
+
+/** Pass 0's window records for T's bucket `d`, in block order, when every block's window holds `d` and none overflowed. */
+function windowEntries(acc: Float64Array, off: number, d: number, layout: WindowLayout): BucketEntries | undefined {
+  const used = acc[off + 3]!;
+  if (acc[off] !== layout.blockCount || used < 0 || acc[off + 1]! > d || acc[off + 2]! < d) return undefined;
+  const e: BucketEntries = { blocks: [], lows: [], counts: [] };
+  for (let r = off + 4; r < off + 4 + used; r += 3 + 2 * acc[r + 2]!) {
+    const rel = (d - acc[r + 1]!) << HI_SHIFT;
+    const k = acc[r + 2]!;
+    for (let i = 0; i < k; i++) {
+      const idx = acc[r + 3 + 2 * i]!;
+      if (idx < rel || idx >= rel + LO_BUCKETS) continue;
+      e.blocks.push(acc[r]!);
+      e.lows.push(idx - rel);
+      e.counts.push(acc[r + 4 + 2 * i]!);
+    }
+  }
+  return e;
+}
+
+let loScratch = new Float64Array(0);
+
+/**
+ * T's low bits d from the bucket's keys (entries (block, low bits, count) in block order, one per
+ * block and low bits), m = how many keys equal to T are above the cut, and the block holding the
+ * m-th of them with how many of them it keeps.
+ */
+function resolveBucket(e: BucketEntries, need: number, bucketCount: number): { d: number; m: number; block: number; rank: number } {
+  if (loScratch.length < LO_BUCKETS) loScratch = new Float64Array(LO_BUCKETS);
+  const lo = loScratch;
+  lo.fill(0);
+  let total = 0;
+  for (let i = 0; i < e.lows.length; i++) {
+    lo[e.lows[i]!]! += e.counts[i]!;
+    total += e.counts[i]!;
+  }
+  if (total !== bucketCount) throw new WeightspaceError('internal', `select: ${total} keys in the records, the histogram said ${bucketCount}`);
+  const { d, above } = bucketOf(lo, 0, LO_BUCKETS, need);
+  const m = need - above;
+  let seen = 0;
+  for (let i = 0; i < e.lows.length; i++) {
+    if (e.lows[i] !== d) continue;
+    const here = e.counts[i]!;
+    if (seen + here >= m) return { d, m, block: e.blocks[i]!, rank: m - seen };
+    seen += here;
+  }
+  throw new WeightspaceError('internal', `select: tie ${m} of bucket ${d} not found`);
+}
+
+export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectState, acc: Float64Array, layout?: WindowLayout): SelectState {
   const t = [...state.t];
   const need = [...state.need];
   const bucketCount = [...state.bucketCount];
@@ -523,7 +719,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const tieBlock = [...state.tieBlock];
   const tieRank = [...state.tieRank];
   const offs = pass === 1 ? candidateOffsets(state) : [];
-  let lo: Float64Array | undefined;
+  const woffs = pass === 0 && layout ? windowOffsets(cuts, layout.sources, layout.numel) : [];
   for (let c = 0; c < cuts.length; c++) {
     if (state.kind[c] !== 'cut') continue;
     if (pass === 0) {
@@ -535,6 +731,17 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       const cap = SELECT_LIMITS.candidateCap;
       mode[c] = cap > 0 ? 'cand' : 'count';
       room[c] = cap > 0 ? Math.min(4 * bucketCount[c]!, 2 * cap) : 0;
+      const w = layout && cap > 0 && SELECT_LIMITS.windows ? windowEntries(acc, woffs[c]!, d, layout) : undefined;
+      if (w) {
+        // every block's window held T's bucket: pass 0's records resolve the cut, pass 1 is skipped
+        const r = resolveBucket(w, need[c]!, bucketCount[c]!);
+        tieBlock[c] = r.block;
+        tieRank[c] = r.rank;
+        need[c] = r.m;
+        t[c] = (d << HI_SHIFT) | r.d;
+        mode[c] = 'done';
+        SELECT_STATS.resolvedByWindows++;
+      }
       continue;
     }
     if (pass === 1) {
@@ -548,34 +755,18 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       }
       // T's low bits from the sum of the blocks' low-bit histograms, then, in block order, the
       // block where the m-th key equal to T lies
-      lo ??= new Float64Array(LO_BUCKETS);
-      lo.fill(0);
-      let total = 0;
+      const e: BucketEntries = { blocks: [], lows: [], counts: [] };
       for (let r = off + 1; r < off + 1 + used; r += 2 + 2 * acc[r + 1]!) {
         const k = acc[r + 1]!;
         for (let i = 0; i < k; i++) {
-          lo[acc[r + 2 + 2 * i]!]! += acc[r + 3 + 2 * i]!;
-          total += acc[r + 3 + 2 * i]!;
+          e.blocks.push(acc[r]!);
+          e.lows.push(acc[r + 2 + 2 * i]!);
+          e.counts.push(acc[r + 3 + 2 * i]!);
         }
       }
-      if (total !== bucketCount[c]) throw new WeightspaceError('internal', `select: ${total} keys in the records, the histogram said ${bucketCount[c]}`);
-      const { d, above } = bucketOf(lo, 0, LO_BUCKETS, need[c]!);
-      const m = need[c]! - above;
-      let seen = 0;
-      for (let r = off + 1; r < off + 1 + used && tieBlock[c] === -1; r += 2 + 2 * acc[r + 1]!) {
-        const k = acc[r + 1]!;
-        for (let i = 0; i < k; i++) {
-          if (acc[r + 2 + 2 * i] !== d) continue;
-          const here = acc[r + 3 + 2 * i]!;
-          if (seen + here >= m) {
-            tieBlock[c] = acc[r]!;
-            tieRank[c] = m - seen;
-          }
-          seen += here;
-          break;
-        }
-      }
-      if (tieBlock[c] === -1) throw new WeightspaceError('internal', `select: tie ${m} of bucket ${d} not found`);
+      const { d, m, block, rank } = resolveBucket(e, need[c]!, bucketCount[c]!);
+      tieBlock[c] = block;
+      tieRank[c] = rank;
       need[c] = m;
       t[c] = (t[c]! << HI_SHIFT) | d;
       continue;

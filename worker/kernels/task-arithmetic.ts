@@ -1,12 +1,12 @@
 import { fillUniforms, tensorKey } from '../../core/counter-rng.js';
 import { WeightspaceError, q } from '../../core/errors.js';
-import type { BlockInfo, KernelDef } from '../../core/kernel-contract.js';
+import type { BlockInfo, KernelDef, TensorInfo } from '../../core/kernel-contract.js';
 import type { TaskArithmeticParams } from '../../core/specs/merge-spec.js';
 import { combine, combineThinnedSum } from './ta-combine.js';
 import { dellaRowProbs } from './ta-della.js';
 import {
   SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength, selectFinish, selectFold,
-  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tieEnd, tiesKept, type Cut, type SelectState,
+  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tieEnd, tiesKept, type Cut, type SelectState, type WindowLayout,
 } from './ta-select.js';
 
 export interface TaskArithmeticState {
@@ -64,6 +64,11 @@ function cutsOf(p: TaskArithmeticParams, n: number): Cut[] {
     }
   }
   return cuts;
+}
+
+/** Where pass 0's speculative windows go (ta-select.ts): one histogram per model. */
+function layoutOf(p: TaskArithmeticParams, info: TensorInfo): WindowLayout {
+  return { sources: p.weights.length, numel: info.numel, blockCount: info.blockCount };
 }
 
 interface Plan {
@@ -275,7 +280,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
 
   accumulatorLength(pass, params, state, info) {
     const plan = planOf(params, info.numel);
-    if (pass < plan.selectPasses) return selectAccumulatorLength(pass, plan.cuts, params.weights.length, state?.select);
+    if (pass < plan.selectPasses) return selectAccumulatorLength(pass, plan.cuts, params.weights.length, state?.select, layoutOf(params, info));
     return 2 * params.weights.length;
   },
 
@@ -296,7 +301,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
     if ((pass === 0 || pass === 1) && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
-      selectReduceDeltas(pass, plan.cuts, sel, inputs, n);
+      selectReduceDeltas(pass, plan.cuts, sel, inputs, n, numelOf(block.shape));
       return selectTake(pass);
     }
     if (pass < plan.selectPasses) {
@@ -342,7 +347,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const plan = planOf(params, info.numel);
     if (pass < plan.selectPasses) {
       const sel = state?.select ?? initSelect(plan.cuts, info.numel);
-      return { ...state, select: selectFinish(pass, plan.cuts, sel, acc) };
+      return { ...state, select: selectFinish(pass, plan.cuts, sel, acc, layoutOf(params, info)) };
     }
     const scales = params.weights.map((_, i) => {
       const before = acc[2 * i]!;

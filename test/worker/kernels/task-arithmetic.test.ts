@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { tensorKey, uniformAt } from '../../../core/counter-rng.js';
 import { BLOCK_ELEMENTS, blocksOf } from '../../../core/plan.js';
 import { dellaRowProbs } from '../../../worker/kernels/ta-della.js';
-import { SELECT_LIMITS } from '../../../worker/kernels/ta-select.js';
+import { SELECT_LIMITS, SELECT_STATS } from '../../../worker/kernels/ta-select.js';
 import { setSimdEnabled, simdUse } from '../../../worker/simd/simd-module.js';
 import type { TaskArithmeticParams } from '../../../core/specs/merge-spec.js';
 import { f32, fineTune, gaussian, maxRelError, runKernel, shuffledDispatcher } from './merge-harness.js';
@@ -281,6 +281,57 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       }
     });
   }
+
+  // pass 0 also collects the low bits around each block's own cut bucket; when every block's
+  // window holds the tensor's cut bucket, those records resolve the cut and pass 1 is skipped.
+  // Whether they do or not (windows that miss, records that overflow, windows off), the bytes
+  // are the same
+  describe('speculative windows in the histogram pass', () => {
+    const two = models.slice(0, 2);
+    const p: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.3] };
+    const run = (inputs: Float32Array[]): Promise<Float32Array> => runKernel('task-arithmetic', p, inputs, shape, { name });
+    const withLimits = async (limits: Partial<typeof SELECT_LIMITS>, inputs: Float32Array[]): Promise<{ out: Float32Array; resolved: number }> => {
+      const saved = { ...SELECT_LIMITS };
+      Object.assign(SELECT_LIMITS, limits);
+      const before = SELECT_STATS.resolvedByWindows;
+      try {
+        const out = await run(inputs);
+        return { out, resolved: SELECT_STATS.resolvedByWindows - before };
+      } finally {
+        Object.assign(SELECT_LIMITS, saved);
+      }
+    };
+    const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
+    it('resolve both cuts when the blocks look alike, with the bytes of the two-pass selection', async () => {
+      const spec = await withLimits({}, [base, ...two]);
+      expect(spec.resolved).toBe(2);
+      const off = await withLimits({ windows: false }, [base, ...two]);
+      expect(off.resolved).toBe(0);
+      expect(same(spec.out, off.out)).toBe(true);
+      expect(maxRelError(spec.out, refGta(name, shape, base, two, p))).toBeLessThan(1e-6);
+    });
+
+    it('fall back to pass 1 when a block\'s window misses the cut (its deltas 50× larger)', async () => {
+      const loud = two.map((x) => {
+        const y = Float32Array.from(x);
+        for (let j = 0; j < BLOCK_ELEMENTS; j++) y[j] = base[j]! + 50 * (x[j]! - base[j]!);
+        return y;
+      });
+      const spec = await withLimits({}, [base, ...loud]);
+      expect(spec.resolved).toBe(0);
+      const off = await withLimits({ windows: false }, [base, ...loud]);
+      expect(same(spec.out, off.out)).toBe(true);
+      expect(maxRelError(spec.out, refGta(name, shape, base, loud, p))).toBeLessThan(1e-6);
+    });
+
+    it('fall back to pass 1 when the records overflow their room', async () => {
+      const small = await withLimits({ windowRoomCap: 2 }, [base, ...two]);
+      expect(small.resolved).toBe(0);
+      const spec = await withLimits({}, [base, ...two]);
+      expect(same(small.out, spec.out)).toBe(true);
+    });
+  });
 
   // two models: the fused TIES map's other specialisation
   for (const [label, p] of [

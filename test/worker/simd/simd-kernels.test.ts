@@ -133,6 +133,49 @@ describe('TIES selection loops', () => {
     check();
   });
 
+  it('windowDeltas and windowDeltas2 count (bucket − start, low bits) for keys in a window of high buckets', () => {
+    const n = 20_003;
+    const [base, x0, x1] = inputs(n, 13) as [Float32Array, Float32Array, Float32Array];
+    const width = 5;
+    const span = width << 15;
+    const lo0 = (key(4 / 4096, 0) >>> 15) - 2;
+    const lo1 = (key(0.002, 0) >>> 15) - 2;
+    const counts = simdWords(2 * (span + 4));
+    const pairs = simdWords(2 * span);
+    const k = kernels(base, x0, x1, counts, pairs);
+    const at1 = counts.byteOffset + 4 * (span + 4);
+    const naive = (x: Float32Array, lo: number): Map<number, number> => {
+      const m = new Map<number, number>();
+      for (let j = 0; j < n; j++) {
+        const kk = key(x[j]!, base[j]!);
+        const rel = (kk >>> 15) - lo;
+        if (rel >= 0 && rel < width) m.set(rel * 32768 + (kk & 0x7fff), (m.get(rel * 32768 + (kk & 0x7fff)) ?? 0) + 1);
+      }
+      expect(m.size).toBeGreaterThan(3);
+      return m;
+    };
+    const taken = (at: number): Map<number, number> => {
+      const m = k.takeCounts(at, span, pairs.byteOffset);
+      const got = new Map<number, number>();
+      for (let i = 0; i < m; i++) got.set(pairs[2 * i]!, pairs[2 * i + 1]!);
+      return got;
+    };
+    k.windowDeltas(base.byteOffset, x0.byteOffset, n, lo0, width, counts.byteOffset);
+    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
+    k.windowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1);
+    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
+    expect(taken(at1)).toEqual(naive(x1, lo1));
+  });
+
+  it('localBucket finds where the count from the top reaches a rank', () => {
+    const hist = simdWords(1 << 16);
+    hist[65535] = 2;
+    hist[40000] = 3;
+    hist[7] = 5;
+    const k = kernels(hist);
+    expect([1, 2, 3, 5, 6, 10, 11].map((need) => k.localBucket(hist.byteOffset, need))).toEqual([65535, 65535, 40000, 40000, 7, 7, -1]);
+  });
+
   it('lowDeltas and lowDeltas2 count the low 15 bits of the keys in one high bucket', () => {
     const n = 10_001;
     const [base, x0, x1] = inputs(n, 9) as [Float32Array, Float32Array, Float32Array];

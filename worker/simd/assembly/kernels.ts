@@ -164,6 +164,103 @@ export function lowDeltas2(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t
 }
 
 /**
+ * The bucket of a 2¹⁶-bucket histogram where the count from the top first reaches `need`
+ * (-1 if it never does): the block's own cut bucket. Runs of empty buckets are skipped 4 at a time.
+ */
+export function localBucket(hist: usize, need: u32): i32 {
+  let cum: u32 = 0;
+  for (let i = (1 << 16) - 4; i >= 0; i -= 4) {
+    const p = hist + (<usize>i << 2);
+    if (!v128.any_true(v128.load(p))) continue;
+    for (let l = 3; l >= 0; l--) {
+      cum += load<u32>(p + (<usize>l << 2));
+      if (cum >= need) return i + l;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Pass 0's speculative collection: for the δ = x − base whose high key bits h fall in
+ * [lo, lo + width), adds 1 to counts[(h − lo)·2¹⁵ + (key & 0x7fff)].
+ */
+export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const lov = i32x4.splat(lo);
+  const wv = i32x4.splat(width);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const k = v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask);
+    const rel = i32x4.sub(i32x4.shr_u(k, HI_SHIFT), lov);
+    const hit = i32x4.lt_u(rel, wv);
+    if (!v128.any_true(hit)) continue;
+    const idx = v128.or(i32x4.shl(rel, HI_SHIFT), v128.and(k, i32x4.splat(LO_MASK)));
+    if (i32x4.extract_lane(hit, 0)) bump(counts, i32x4.extract_lane(idx, 0));
+    if (i32x4.extract_lane(hit, 1)) bump(counts, i32x4.extract_lane(idx, 1));
+    if (i32x4.extract_lane(hit, 2)) bump(counts, i32x4.extract_lane(idx, 2));
+    if (i32x4.extract_lane(hit, 3)) bump(counts, i32x4.extract_lane(idx, 3));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const k = reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK;
+    const rel = (k >>> HI_SHIFT) - lo;
+    if (rel < width) bump(counts, <i32>((rel << HI_SHIFT) | (k & LO_MASK)));
+  }
+}
+
+/**
+ * windowDeltas for two cuts in one loop (the base is read once): x0's window [lo0, lo0 + width)
+ * into counts0, x1's [lo1, lo1 + width) into counts1. A group of four with any hit bumps all four
+ * lanes, the misses into a spare counter at counts·[width·2¹⁵] (no branch per lane to mispredict).
+ */
+export function windowDeltas2(
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
+): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const low = i32x4.splat(LO_MASK);
+  const lov0 = i32x4.splat(lo0);
+  const lov1 = i32x4.splat(lo1);
+  const wv = i32x4.splat(width);
+  const spare = i32x4.splat(width << HI_SHIFT);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
+    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
+    const rel0 = i32x4.sub(i32x4.shr_u(k0, HI_SHIFT), lov0);
+    const rel1 = i32x4.sub(i32x4.shr_u(k1, HI_SHIFT), lov1);
+    const hit0 = i32x4.lt_u(rel0, wv);
+    const hit1 = i32x4.lt_u(rel1, wv);
+    if (v128.any_true(hit0)) {
+      const idx = v128.bitselect(v128.or(i32x4.shl(rel0, HI_SHIFT), v128.and(k0, low)), spare, hit0);
+      bump(counts0, i32x4.extract_lane(idx, 0));
+      bump(counts0, i32x4.extract_lane(idx, 1));
+      bump(counts0, i32x4.extract_lane(idx, 2));
+      bump(counts0, i32x4.extract_lane(idx, 3));
+    }
+    if (v128.any_true(hit1)) {
+      const idx = v128.bitselect(v128.or(i32x4.shl(rel1, HI_SHIFT), v128.and(k1, low)), spare, hit1);
+      bump(counts1, i32x4.extract_lane(idx, 0));
+      bump(counts1, i32x4.extract_lane(idx, 1));
+      bump(counts1, i32x4.extract_lane(idx, 2));
+      bump(counts1, i32x4.extract_lane(idx, 3));
+    }
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
+    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
+    const rel0 = (k0 >>> HI_SHIFT) - lo0;
+    const rel1 = (k1 >>> HI_SHIFT) - lo1;
+    if (rel0 < width) bump(counts0, <i32>((rel0 << HI_SHIFT) | (k0 & LO_MASK)));
+    if (rel1 < width) bump(counts1, <i32>((rel1 << HI_SHIFT) | (k1 & LO_MASK)));
+  }
+}
+
+/**
  * Moves the nonzero counters of hist[0..len) to pairs (index, count) at out, zeroing them;
  * returns how many pairs.
  */
