@@ -545,7 +545,7 @@ export class JobRun implements TaskOwner {
       if (this.isTerminal()) return;
       const files = plan.outputs.length > 0 ? await describeOutputFiles(plan, this.outDir, finished) : [];
       // finished outputs never change: read-only, so a client's hard link (local copy) and this copy cannot change each other
-      makeReadOnly(this.outDir);
+      if (plan.outputs.length > 0) makeReadOnly(this.outDir);
       // local copy: a client that reads this token in the output dir sees these very files
       const localToken = plan.outputs.length > 0 ? newToken() : '';
       if (localToken) writeToken(this.outDir, OUTPUT_TOKEN_FILE, localToken);
@@ -679,6 +679,7 @@ export class JobRun implements TaskOwner {
 
 /** Every regular file under `dir` read-only (a finished output). */
 function makeReadOnly(dir: string): void {
+  if (!existsSync(dir)) return;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (e.isFile()) chmodSync(join(e.parentPath, e.name), 0o444);
   }

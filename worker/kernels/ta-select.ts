@@ -46,7 +46,7 @@ const KEY_MASK = 0x7fffffff;
 export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true };
 
 /** How often pass 0's windows resolved a cut (so pass 1 was skipped): tests check the path ran. */
-export const SELECT_STATS = { resolvedByWindows: 0 };
+export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0 };
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
 const WIN_HALF = 2;
@@ -334,7 +334,7 @@ export function selectTake(pass: number): Float64Array | undefined {
  * fallback) take key arrays through selectReduce.
  */
 export function selectReduceDeltas(
-  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windowsOf?: number,
+  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock,
 ): void {
   const base = inputs[0]!;
   if (pass === 0) {
@@ -346,10 +346,29 @@ export function selectReduceDeltas(
     if (k) {
       // the SIMD backend counts into a dense histogram of its own, then hands over the touched buckets
       const h = simdCounts.byteOffset;
-      if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
-      else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
-      // with the tensor's size given, pass 0 also collects speculative windows (accumulatorLength made room)
-      if (windowsOf !== undefined && SELECT_LIMITS.windows) collectWindows(k, cuts, state, inputs, n, windowsOf);
+      // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
+      const w = windows && SELECT_LIMITS.windows && windowScratch(cuts.length) ? windows : undefined;
+      const fused = w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
+      if (w && fused) {
+        // the windows an earlier block of the tensor chose on this thread: histogram and windows in one read of the block
+        const [c0, c1, lo0, lo1] = fused;
+        k.histWindow2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h, lo0, lo1, WIN_WIDTH, windowAt(c0), windowAt(c1));
+        const own = rememberWindows(k, cuts, state, n, w);
+        // kept if the block's own cut bucket lies in the middle three buckets of each guessed
+        // window (as good as its own window); else the guess is dropped and the block read again
+        const near = (c: number, lo: number): boolean => Math.abs((own.get(c) ?? -WIN_WIDTH) - lo) <= WIN_HALF - 1;
+        if (near(c0, lo0) && near(c1, lo1)) {
+          windowRecords(k, cuts, [c0, c1], [lo0, lo1], sources, w.numel);
+          SELECT_STATS.fusedWindowBlocks++;
+        } else {
+          for (const c of [c0, c1]) k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
+          collectWindows(k, cuts, state, inputs, n, w);
+        }
+      } else {
+        if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
+        else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
+        if (w) collectWindows(k, cuts, state, inputs, n, w);
+      }
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -405,45 +424,93 @@ let winLen = 0;
 let simdWindow = new Uint32Array(0);
 let simdWindowPairs = new Uint32Array(0);
 
-/**
- * Pass 0's speculation, on the SIMD backend: for each live cut, the block's own cut bucket b (where
- * the block's share of the rank, rank·n/numel, falls in its histogram, still in simdCounts), and the
- * low bits of the keys within ±WIN_HALF buckets of b. If every block's window holds the cut bucket
- * that pass 0 finds for the whole tensor, these records resolve the cut and pass 1 is skipped; if
- * not (or they overflow their room), pass 1 runs as without them. Either way the cut is exact.
- */
-function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, numel: number): void {
-  const sources = inputs.length - 1;
-  const offs = windowOffsets(cuts, sources, numel);
-  // per cut: the window's counters and one spare counter that windowDeltas2's misses go to
-  const span = WIN_WIDTH << HI_SHIFT;
-  const area = span + 4;
-  if (simdWindow.length < cuts.length * area) {
-    simdWindow = simdWords(cuts.length * area);
-    simdWindowPairs = simdWords(2 * span);
+/** A block's tensor, for pass 0's windows (task arithmetic gives it; SCE does not). */
+export interface WindowBlock {
+  readonly tensor: string;
+  readonly numel: number;
+}
+
+// per cut: the window's counters and one spare counter that the two-model loops' misses go to
+const WIN_SPAN = WIN_WIDTH << HI_SHIFT;
+const WIN_AREA = WIN_SPAN + 4;
+
+/** The window counters for `cuts` cuts, in the SIMD memory (false when it has no room). */
+function windowScratch(cuts: number): boolean {
+  if (simdWindow.length < cuts * WIN_AREA) {
+    simdWindow = simdWords(cuts * WIN_AREA);
+    simdWindowPairs = simdWords(2 * WIN_SPAN);
   }
-  if (!simdFor(simdWindow, simdWindowPairs)) return;
-  const live: number[] = [];
-  const los: number[] = [];
+  return simdFor(simdWindow, simdWindowPairs) !== undefined;
+}
+
+const windowAt = (c: number): number => simdWindow.byteOffset + 4 * c * WIN_AREA;
+
+/**
+ * Per cut (of those live), the start of its window in this block: WIN_HALF buckets below the
+ * bucket where the block's share of the rank, rank·n/numel, falls in the block's own histogram
+ * (still in simdCounts).
+ */
+function ownWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n: number, numel: number): Map<number, number> {
+  const los = new Map<number, number>();
   for (let c = 0; c < cuts.length; c++) {
     if (state.kind[c] !== 'cut') continue;
     const cut = cuts[c]!;
     const need = Math.min(n, Math.max(1, Math.round((cut.rank * n) / numel)));
     const b = k.localBucket(simdCounts.byteOffset + 4 * cut.source * HI_BUCKETS, need);
-    if (b < 0) continue; // cannot happen (need ≤ n): the block then reports no window, and pass 1 runs
-    live.push(c);
-    los[c] = Math.max(0, b - WIN_HALF);
+    if (b >= 0) los.set(c, Math.max(0, b - WIN_HALF)); // b < 0 cannot happen (need ≤ n): no window then, and pass 1 runs
   }
+  return los;
+}
+
+// the windows each tensor's latest block chose on this thread (a guess for its next block)
+const recentWindows = new Map<string, Map<number, number>>();
+
+function rememberWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n: number, w: WindowBlock): Map<number, number> {
+  const los = ownWindows(k, cuts, state, n, w.numel);
+  if (recentWindows.size >= 64) recentWindows.clear();
+  recentWindows.set(w.tensor, los);
+  return los;
+}
+
+/** Two models' cuts, one each, with windows remembered from an earlier block: [c0, c1, start0, start1]. */
+function fusedWindows(cuts: readonly Cut[], state: SelectState, tensor: string): [number, number, number, number] | undefined {
+  const live: number[] = [];
+  for (let c = 0; c < cuts.length; c++) if (state.kind[c] === 'cut') live.push(c);
+  const los = recentWindows.get(tensor);
+  if (!los || live.length !== 2 || cuts[live[0]!]!.source === cuts[live[1]!]!.source) return undefined;
+  const [c0, c1] = live as [number, number];
+  const lo0 = los.get(c0);
+  const lo1 = los.get(c1);
+  return lo0 === undefined || lo1 === undefined ? undefined : [c0, c1, lo0, lo1];
+}
+
+/**
+ * Pass 0's speculation, on the SIMD backend: for each live cut, the low bits of the keys within
+ * a window of WIN_WIDTH high buckets around the block's own cut bucket (ownWindows), read from
+ * the block after its histogram (later blocks of the tensor on the same thread take the windows
+ * of the one before, histogram and windows in one read: fusedWindows). If every block's window
+ * holds the cut bucket that pass 0 finds for the whole tensor, these records resolve the cut and
+ * pass 1 is skipped; if not (or they overflow their room), pass 1 runs as without them. Either
+ * way the cut is exact, whatever windows the blocks chose.
+ */
+function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): void {
+  const los = rememberWindows(k, cuts, state, n, w);
+  const live = [...los.keys()];
   const base = inputs[0]!.byteOffset;
-  const at = (c: number): number => simdWindow.byteOffset + 4 * c * area;
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
   if (live.length === 2) {
     const [c0, c1] = live as [number, number];
-    k.windowDeltas2(base, x(c0), x(c1), n, los[c0]!, los[c1]!, WIN_WIDTH, at(c0), at(c1));
-  } else for (const c of live) k.windowDeltas(base, x(c), n, los[c]!, WIN_WIDTH, at(c));
+    k.windowDeltas2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1));
+  } else for (const c of live) k.windowDeltas(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c));
+  windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
+}
+
+/** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
+function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
+  const offs = windowOffsets(cuts, sources, numel);
   const room = windowRoom(numel);
-  for (const c of live) {
-    const m = k.takeCounts(at(c), span, simdWindowPairs.byteOffset);
+  live.forEach((c, i) => {
+    const m = k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
     // a record: [−(region + 1), room, window start, k, (index, count)×k]; the sign tells it from a histogram pair
     const len = 4 + 2 * m;
     if (winRecords.length < winLen + len) {
@@ -455,12 +522,12 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
     let o = winLen;
     r[o++] = -(offs[c]! + 1);
     r[o++] = room;
-    r[o++] = los[c]!;
+    r[o++] = los[i]!;
     r[o++] = m;
     const p = simdWindowPairs;
-    for (let i = 0; i < 2 * m; i++) r[o++] = p[i]!;
+    for (let j = 0; j < 2 * m; j++) r[o++] = p[j]!;
     winLen = o;
-  }
+  });
 }
 
 // the SIMD backend's dense counters (a histogram, or the cuts' low-bit histograms) and the

@@ -301,7 +301,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
     if ((pass === 0 || pass === 1) && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
-      selectReduceDeltas(pass, plan.cuts, sel, inputs, n, numelOf(block.shape));
+      selectReduceDeltas(pass, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) });
       return selectTake(pass);
     }
     if (pass < plan.selectPasses) {

@@ -304,8 +304,11 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 
     it('resolve both cuts when the blocks look alike, with the bytes of the two-pass selection', async () => {
+      const fusedBefore = SELECT_STATS.fusedWindowBlocks;
       const spec = await withLimits({}, [base, ...two]);
       expect(spec.resolved).toBe(2);
+      // blocks after the first take the windows of the one before, read with the histogram in one loop
+      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(fusedBefore);
       const off = await withLimits({ windows: false }, [base, ...two]);
       expect(off.resolved).toBe(0);
       expect(same(spec.out, off.out)).toBe(true);

@@ -133,7 +133,7 @@ describe('TIES selection loops', () => {
     check();
   });
 
-  it('windowDeltas and windowDeltas2 count (bucket − start, low bits) for keys in a window of high buckets', () => {
+  it('windowDeltas, windowDeltas2 and histWindow2 count (bucket − start, low bits) for keys in a window of high buckets', () => {
     const n = 20_003;
     const [base, x0, x1] = inputs(n, 13) as [Float32Array, Float32Array, Float32Array];
     const width = 5;
@@ -165,6 +165,24 @@ describe('TIES selection loops', () => {
     k.windowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1);
     expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
     expect(taken(at1)).toEqual(naive(x1, lo1));
+    // histWindow2: the same windows and histDeltas2's histogram, in one loop
+    const hist = simdWords(2 << 16);
+    const histPairs = simdWords(4 << 16);
+    expect(simdFor(hist, histPairs)).toBeDefined();
+    k.histWindow2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, hist.byteOffset, lo0, lo1, width, counts.byteOffset, at1);
+    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
+    expect(taken(at1)).toEqual(naive(x1, lo1));
+    const both = new Map<number, number>();
+    for (let j = 0; j < n; j++) {
+      for (const [s, x] of [[0, x0], [1, x1]] as const) {
+        const b = (s << 16) + (key(x[j]!, base[j]!) >>> 15);
+        both.set(b, (both.get(b) ?? 0) + 1);
+      }
+    }
+    const m = k.takeCounts(hist.byteOffset, 2 << 16, histPairs.byteOffset);
+    const got = new Map<number, number>();
+    for (let i = 0; i < m; i++) got.set(histPairs[2 * i]!, histPairs[2 * i + 1]!);
+    expect(got).toEqual(both);
   });
 
   it('localBucket finds where the count from the top reaches a rank', () => {
