@@ -156,7 +156,7 @@ export interface ThinnedSumArgs {
 }
 
 /**
- * TIES' whole map in one loop, for two or three models with sum consensus: per element, δᵢ,
+ * TIES' whole map, for two or three models with sum consensus (one loop on the SIMD backend): per element, δᵢ,
  * vᵢ = f32(f32(fᵢ)·(δᵢ·[|δᵢ| above the cut])) (the mask first, as mergekit thins before it weights:
  * a dropped finite δ gives ±0 even where fᵢ·δᵢ would overflow), then `combine`'s sign election and sum, in f32 with
  * the same operations in the same order, so the same bits as thinning each vector (with the
@@ -191,68 +191,42 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
   const lam = fr(a.lambda);
   const norm = a.normalize;
   const base = inputs[0]!;
+  const x0 = inputs[1]!, x1 = inputs[2]!;
   if (m === 2) {
-    const x0 = inputs[1]!, x1 = inputs[2]!;
-    const f0 = f[0]!, f1 = f[1]!, w0 = w[0]!, w1 = w[1]!;
-    const l0 = lo[0]!, l1 = lo[1]!;
-    const g0 = g[0]!, g1 = g[1]!;
     const k = simdFor(base, x0, x1, out);
     if (k) {
-      // the same loop on the SIMD backend (the same f32 operations in the same order, so the same bits)
-      k.tiesMap2(base.byteOffset, x0.byteOffset, x1.byteOffset, out.byteOffset, n, f0, f1, l0, l1, g0, g1, w0, w1, +norm, lam);
+      // one loop on the SIMD backend (the same f32 operations in the same order as below, so the same bits)
+      k.tiesMap2(base.byteOffset, x0.byteOffset, x1.byteOffset, out.byteOffset, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam);
       return true;
     }
-    for (let j = 0; j < n; j++) {
-      const b = base[j]!;
-      const d0 = fr(x0[j]! - b);
-      const d1 = fr(x1[j]! - b);
-      const x = fr(f0 * (d0 * (g0 & +!(Math.abs(d0) < l0))));
-      const y = fr(f1 * (d1 * (g1 & +!(Math.abs(d1) < l1))));
-      const p = +(fr(x + y) >= 0);
-      const nx = +(x < 0), ny = +(y < 0);
-      const kx = nx + p * (+(x > 0) - nx);
-      const ky = ny + p * (+(y > 0) - ny);
-      const s = fr(x * kx + y * ky);
-      if (norm) {
-        const d = fr(w0 * kx + w1 * ky);
-        out[j] = fr(b + fr(lam * fr(s / (d + +(d === 0)))));
-      } else out[j] = fr(b + fr(lam * s));
+  } else {
+    const x2 = inputs[3]!;
+    const k = simdFor(base, x0, x1, x2, out);
+    if (k) {
+      k.tiesMap3(
+        base.byteOffset, x0.byteOffset, x1.byteOffset, x2.byteOffset, out.byteOffset, n,
+        f[0]!, f[1]!, f[2]!, lo[0]!, lo[1]!, lo[2]!, g[0]!, g[1]!, g[2]!, w[0]!, w[1]!, w[2]!, +norm, lam,
+      );
+      return true;
     }
-    return true;
   }
-  const x0 = inputs[1]!, x1 = inputs[2]!, x2 = inputs[3]!;
-  const f0 = f[0]!, f1 = f[1]!, f2 = f[2]!, w0 = w[0]!, w1 = w[1]!, w2 = w[2]!;
-  const l0 = lo[0]!, l1 = lo[1]!, l2 = lo[2]!;
-  const g0 = g[0]!, g1 = g[1]!, g2 = g[2]!;
-  const k = simdFor(base, x0, x1, x2, out);
-  if (k) {
-    k.tiesMap3(
-      base.byteOffset, x0.byteOffset, x1.byteOffset, x2.byteOffset, out.byteOffset, n,
-      f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, +norm, lam,
-    );
-    return true;
+  // JavaScript: the thinned vectors into scratch rows, then combine's sum-consensus loop
+  while (thin.length < m || thin[0]!.length < n) thin = Array.from({ length: 3 }, () => new Float32Array(Math.max(n, thin[0]?.length ?? 0)));
+  for (let i = 0; i < m; i++) {
+    const x = inputs[i + 1]!;
+    const v = thin[i]!;
+    const fi = f[i]!, li = lo[i]!, gi = g[i]!;
+    for (let j = 0; j < n; j++) {
+      const d = fr(x[j]! - base[j]!);
+      v[j] = fi * (d * (gi & +!(Math.abs(d) < li)));
+    }
   }
-  for (let j = 0; j < n; j++) {
-    const b = base[j]!;
-    const d0 = fr(x0[j]! - b);
-    const d1 = fr(x1[j]! - b);
-    const d2 = fr(x2[j]! - b);
-    const x = fr(f0 * (d0 * (g0 & +!(Math.abs(d0) < l0))));
-    const y = fr(f1 * (d1 * (g1 & +!(Math.abs(d1) < l1))));
-    const z = fr(f2 * (d2 * (g2 & +!(Math.abs(d2) < l2))));
-    const p = +(fr(fr(x + y) + z) >= 0);
-    const nx = +(x < 0), ny = +(y < 0), nz = +(z < 0);
-    const kx = nx + p * (+(x > 0) - nx);
-    const ky = ny + p * (+(y > 0) - ny);
-    const kz = nz + p * (+(z > 0) - nz);
-    const s = fr(fr(x * kx + y * ky) + z * kz);
-    if (norm) {
-      const d = fr(fr(w0 * kx + w1 * ky) + w2 * kz);
-      out[j] = fr(b + fr(lam * fr(s / (d + +(d === 0)))));
-    } else out[j] = fr(b + fr(lam * s));
-  }
+  combine({ vs: thin.slice(0, m), weights, base, out, n, consensus: 'sum', normalize: norm, lambda: a.lambda });
   return true;
 }
+
+// combineThinnedSum's JavaScript rows: vᵢ for up to three models
+let thin: Float32Array[] = [];
 
 const thFloat = new Float32Array(1);
 const thBits = new Uint32Array(thFloat.buffer);
