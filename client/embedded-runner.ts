@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { JobSpec } from '../core/job-spec.js';
+import type { TensorJob } from '../core/plan.js';
 import { OutputAssembler } from '../coordinator/output-assembler.js';
 import { opFor } from '../coordinator/ops/registry.js';
 import { ThreadPool } from '../worker/thread-pool.js';
@@ -22,7 +23,7 @@ export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}):
   const started = performance.now();
   const op = opFor(spec);
   const plan = await op.plan(spec);
-  const jobs = plan.tasks.flatMap((t) => t.jobs);
+  const jobs = inFileOrder(plan.tasks.flatMap((t) => t.jobs));
   options.onEvent?.({
     type: 'planned',
     op: plan.op,
@@ -71,4 +72,22 @@ export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}):
   } finally {
     await pool?.close();
   }
+}
+
+/**
+ * Jobs in the order their outputs lie in the shards (the layout sorts tensors by name, so
+ * `lm_head` comes before the layers, while tasks go by layer): each shard's sha256 then
+ * advances while the threads compute, instead of all at the end once the head is written.
+ * Jobs without outputs (reports) come first, in plan order; the bytes do not depend on the order.
+ */
+function inFileOrder(jobs: readonly TensorJob[]): TensorJob[] {
+  const key = (j: TensorJob): [number, string, number] => {
+    const o = j.outputs[0];
+    return o ? [o.output, o.file, o.offset] : [-1, '', j.id];
+  };
+  return [...jobs].sort((a, b) => {
+    const [oa, fa, pa] = key(a);
+    const [ob, fb, pb] = key(b);
+    return oa - ob || (fa < fb ? -1 : fa > fb ? 1 : 0) || pa - pb;
+  });
 }
