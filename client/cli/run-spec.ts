@@ -6,7 +6,6 @@ import cliProgress from 'cli-progress';
 import type { JobSpec } from '../../core/job-spec.js';
 import { runEmbedded } from '../embedded-runner.js';
 import type { JobEvent, JobResult } from '../job-events.js';
-import { runOnCluster } from '../cluster-runner.js';
 import type { CliIO, ParsedArgs } from './command.js';
 import { int, str } from './spec-options.js';
 
@@ -42,7 +41,7 @@ export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, option
   };
   try {
     const result = cluster
-      ? await runOnCluster(cluster, spec, { onEvent, localCopy: args.values['no-local-copy'] !== true, link: args.values['no-link'] !== true })
+      ? await (await import('../cluster-runner.js')).runOnCluster(cluster, spec, { onEvent, localCopy: args.values['no-local-copy'] !== true, link: args.values['no-link'] !== true })
       : await runEmbedded(spec, { ...(threads !== undefined ? { threads } : {}), onEvent });
     bar?.stop();
     if (io.json) io.out(JSON.stringify({ event: 'done', ...result }));

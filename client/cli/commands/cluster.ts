@@ -1,5 +1,4 @@
 import { WeightspaceError, q } from '../../../core/errors.js';
-import { LocalCluster } from '../../local-cluster.js';
 import type { Command } from '../command.js';
 import { int, str } from '../spec-options.js';
 import { untilStopRequested } from './server-lifecycle.js';
@@ -34,6 +33,8 @@ SIGTERM) stops them all: workers drain, the coordinator stops, nats-server stops
     const dir = str(args, 'dir');
     const logLevel = str(args, 'log-level');
     const stop = untilStopRequested(false);
+    // the cluster modules (gRPC, NATS) load only for the commands that use them
+    const { LocalCluster } = await import('../../local-cluster.js');
     const cluster = await LocalCluster.start({ workers, threadsPerWorker: threads, ...(dir ? { dir } : {}), ...(logLevel ? { logLevel } : {}) });
     const address = cluster.coordinatorAddress;
     if (io.json) {

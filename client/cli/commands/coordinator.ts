@@ -1,4 +1,3 @@
-import { CoordinatorNode } from '../../../coordinator/coordinator-node.js';
 import { WeightspaceError } from '../../../core/errors.js';
 import type { Command } from '../command.js';
 import { int, str } from '../spec-options.js';
@@ -40,6 +39,7 @@ ${SERVER_OPTIONS_HELP}`,
     const retainJobs = int(args, 'retain-jobs');
     const logger = serverLogger(args, 'coordinator');
     const stop = untilStopRequested(args.values['parent-lifeline'] === true);
+    const { CoordinatorNode } = await import('../../../coordinator/coordinator-node.js');
     const node = await CoordinatorNode.start({
       host: str(args, 'host') ?? '127.0.0.1',
       port: int(args, 'port') ?? 7070,

@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import { WeightspaceError } from '../../../core/errors.js';
-import { WorkerNode } from '../../../worker/worker-node.js';
 import type { Command } from '../command.js';
 import { int, str } from '../spec-options.js';
 import { SERVER_OPTIONS_HELP, releaseProcess, serverLogger, untilStopRequested } from './server-lifecycle.js';
@@ -58,6 +57,7 @@ ${SERVER_OPTIONS_HELP}`,
     const logger = serverLogger(args, 'worker');
     const stop = untilStopRequested(args.values['parent-lifeline'] === true);
     if (delay > 0) logger.warn({ delayMs: delay }, `${TEST_BLOCK_DELAY_ENV} is set: every block is slowed down (test only)`);
+    const { WorkerNode } = await import('../../../worker/worker-node.js');
     const node = await WorkerNode.start({
       host: str(args, 'host') ?? '127.0.0.1',
       port: int(args, 'port') ?? 7071,
