@@ -1,4 +1,5 @@
 import type { KernelDef } from '../../core/kernel-contract.js';
+import { simdFor } from '../simd/simd-module.js';
 
 export interface LinearParams {
   /** coefficients[k][i]: weight of input i in output k */
@@ -36,6 +37,12 @@ function combine(c: readonly number[], b: number, xs: readonly Float32Array[], o
     }
   }
   // each element is computed in f64 and rounded once when stored to f32
+  const k = terms.length > 0 && terms.length <= 4 ? simdFor(out, ...terms) : undefined;
+  if (k) {
+    const x = (i: number): number => (terms[i] ?? terms[0]!).byteOffset;
+    k.linear4(x(0), x(1), x(2), x(3), terms.length, coef[0]!, coef[1] ?? 0, coef[2] ?? 0, coef[3] ?? 0, b, out.byteOffset, n);
+    return;
+  }
   switch (terms.length) {
     case 0:
       out.fill(b, 0, n);

@@ -35,6 +35,10 @@ export interface SimdKernels {
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
     w0: number, w1: number, norm: number, lambda: number,
   ): void;
+  linear4(
+    x0: number, x1: number, x2: number, x3: number, terms: number,
+    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
+  ): void;
   tiesMap3(
     base: number, x0: number, x1: number, x2: number, out: number, n: number,
     f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,

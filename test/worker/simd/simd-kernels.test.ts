@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
 import { decodeInto, encodeFrom } from '../../../worker/simd/simd-codec.js';
-import { setSimdEnabled, simdBytes, simdFloats, simdFor, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
+import { setSimdEnabled, simdBytes, simdFloats, simdFor, simdUse, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
+import { linearKernel } from '../../../worker/kernels/linear.js';
 import { rng } from '../kernels/merge-harness.js';
 
 // Each WebAssembly loop against a naive JavaScript reference, bit for bit, on lengths that
@@ -223,5 +224,60 @@ describe('TIES selection loops', () => {
     k.lowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, t0, t1, lo.byteOffset, lo1);
     expect(taken(lo.byteOffset)).toEqual(naive(x0, t0));
     expect(taken(lo1)).toEqual(naive(x1, t1));
+  });
+});
+
+describe('linear loop', () => {
+  it('linear4: ((c₀x₀ + c₁x₁) + …) + b in f64, rounded once to f32, for one to four terms, as the naive loop', () => {
+    for (const n of [4099, 4096, 3]) {
+      const xs = [0, 1, 2, 3].map((i) => floatsOf(nastyBits(n, 7 * n + i)));
+      // ordinary values too: specials make most sums NaN or ±Inf
+      const r = rng(n);
+      for (const x of xs) for (let j = 0; j < n; j += 2) x[j] = (r() - 0.5) * 2 ** Math.floor(r() * 40 - 20);
+      const coef = [0.5, -1.25, 1 / 3, 7e-3];
+      const b = 0.1;
+      const out = simdFloats(n);
+      const k = kernels(out, ...xs);
+      for (let terms = 1; terms <= 4; terms++) {
+        out.fill(0);
+        k.linear4(xs[0]!.byteOffset, xs[1]!.byteOffset, xs[2]!.byteOffset, xs[3]!.byteOffset, terms, coef[0]!, coef[1]!, coef[2]!, coef[3]!, b, out.byteOffset, n);
+        let nans = 0;
+        for (let j = 0; j < n; j++) {
+          let acc = coef[0]! * xs[0]![j]!;
+          for (let i = 1; i < terms; i++) acc += coef[i]! * xs[i]![j]!;
+          const want = Math.fround(acc + b);
+          if (Number.isNaN(want)) {
+            nans++;
+            expect(out[j]).toBeNaN();
+          } else expect(Object.is(out[j], want), `terms ${terms}, element ${j}: ${out[j]} ≠ ${want}`).toBe(true);
+        }
+        expect(nans).toBeLessThan(n);
+      }
+    }
+  });
+
+  it('the linear kernel gives the same bytes from its SIMD loop (inputs in the module memory) and its JavaScript loops', () => {
+    const n = 1027;
+    const r = rng(3);
+    const plain = [0, 1, 2, 3, 4].map(() => Float32Array.from({ length: n }, () => (r() - 0.5) * 4));
+    const inSimd = plain.map((x) => {
+      const f = simdFloats(n);
+      f.set(x);
+      return f;
+    });
+    const block = { tensor: 't', shape: [n], blockIndex: 0, start: 0, length: n, rowLength: n };
+    for (const coefficients of [[[0.5]], [[0.5, 0.5]], [[1, -1, 0.25]], [[0.1, 0, 0.2, 0.3, 0.4]], [[1, 2, 3, 4, 5]], [[2, -2], [0, 1]]]) {
+      const terms = coefficients[0]!.length;
+      const outs = (xs: Float32Array[], simd: boolean): Float32Array[] => {
+        const o = coefficients.map(() => (simd ? simdFloats(n) : new Float32Array(n)));
+        linearKernel.map!({ coefficients, constants: coefficients.map(() => 0.125) }, undefined, xs.slice(0, terms), o, block);
+        return o;
+      };
+      const calls = simdUse.calls;
+      const a = outs(inSimd, true);
+      if (terms <= 4) expect(simdUse.calls).toBeGreaterThan(calls);
+      const b = outs(plain, false);
+      for (let k = 0; k < a.length; k++) expect(Buffer.from(bitsOf(a[k]!).buffer, a[k]!.byteOffset, 4 * n).equals(Buffer.from(b[k]!.buffer))).toBe(true);
+    }
   });
 });

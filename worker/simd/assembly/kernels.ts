@@ -483,3 +483,50 @@ function finish1(b: f32, s: f32, d: f32, lambda: f32, norm: i32): f32 {
   if (!norm) return b + lambda * s;
   return b + lambda * (s / (d + (d == 0 ? <f32>1 : <f32>0)));
 }
+
+/**
+ * The linear kernel's fused loops for one to four terms (linear.ts combine): each element is
+ * computed in f64, ((c₀x₀ + c₁x₁) + …) + b, and rounded once to f32, two lanes at a time.
+ */
+export function linear4(
+  x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, c0: f64, c1: f64, c2: f64, c3: f64, b: f64, out: usize, n: i32,
+): void {
+  const cv0 = f64x2.splat(c0);
+  const cv1 = f64x2.splat(c1);
+  const cv2 = f64x2.splat(c2);
+  const cv3 = f64x2.splat(c3);
+  const bv = f64x2.splat(b);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const v0 = v128.load(x0 + o);
+    let lo = f64x2.mul(cv0, f64x2.promote_low_f32x4(v0));
+    let hi = f64x2.mul(cv0, f64x2.promote_low_f32x4(i32x4.shuffle(v0, v0, 2, 3, 0, 1)));
+    if (terms > 1) {
+      const v = v128.load(x1 + o);
+      lo = f64x2.add(lo, f64x2.mul(cv1, f64x2.promote_low_f32x4(v)));
+      hi = f64x2.add(hi, f64x2.mul(cv1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+    }
+    if (terms > 2) {
+      const v = v128.load(x2 + o);
+      lo = f64x2.add(lo, f64x2.mul(cv2, f64x2.promote_low_f32x4(v)));
+      hi = f64x2.add(hi, f64x2.mul(cv2, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+    }
+    if (terms > 3) {
+      const v = v128.load(x3 + o);
+      lo = f64x2.add(lo, f64x2.mul(cv3, f64x2.promote_low_f32x4(v)));
+      hi = f64x2.add(hi, f64x2.mul(cv3, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+    }
+    const rl = f32x4.demote_f64x2_zero(f64x2.add(lo, bv));
+    const rh = f32x4.demote_f64x2_zero(f64x2.add(hi, bv));
+    v128.store(out + o, i32x4.shuffle(rl, rh, 0, 1, 4, 5));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    let acc = c0 * <f64>load<f32>(x0 + o);
+    if (terms > 1) acc += c1 * <f64>load<f32>(x1 + o);
+    if (terms > 2) acc += c2 * <f64>load<f32>(x2 + o);
+    if (terms > 3) acc += c3 * <f64>load<f32>(x3 + o);
+    store<f32>(out + o, <f32>(acc + b));
+  }
+}
