@@ -64,6 +64,12 @@ export interface KernelDef<P = unknown, S = unknown> {
   foldsBySum?(pass: number, params: P, info: TensorInfo): boolean;
   /** a reduce pass that needs no blocks this time (decided from the state): finish is called on a zeroed accumulator */
   skipPass?(pass: number, params: P, state: S | undefined, info: TensorInfo): boolean;
+  /**
+   * finish reads the accumulator and keeps no reference to it (nor to a view of it): the executor
+   * then reuses its memory for the next pass or tensor instead of allocating (and zeroing fresh
+   * pages for) megabytes per tensor
+   */
+  readonly releasesAccumulator?: boolean;
   /** turns the folded accumulator into the state for the next pass */
   finish?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): S;
   /** map pass: fills `outputs[k][0..block.length)` for every output k */

@@ -62,6 +62,7 @@ export async function executeJobs(
   const inflight = new Set<Promise<void>>();
   const progress = { bytesRead: 0, bytesWritten: 0, jobsDone: 0 };
   const local = new BlockRunner();
+  const accumulators = new AccumulatorPool();
   let failure: unknown;
 
   const activate = (): void => {
@@ -89,7 +90,7 @@ export async function executeJobs(
     if (a.pass < a.passes) {
       const k = a.kernel;
       const len = k.accumulatorLength?.(a.pass, a.job.params, a.state, a.info) ?? k.partialLength?.(a.pass, a.job.params, a.state, a.info) ?? 0;
-      a.acc = new Float64Array(len);
+      a.acc = a.kernel.releasesAccumulator ? accumulators.take(len) : new Float64Array(len);
       skip = k.skipPass?.(a.pass, a.job.params, a.state, a.info) ?? false;
     } else {
       a.acc = undefined;
@@ -100,6 +101,7 @@ export async function executeJobs(
   const finishPass = (a: ActiveJob): void => {
     if (a.pass < a.passes) {
       a.state = a.kernel.finish ? a.kernel.finish(a.pass, a.job.params, a.state, a.acc!, a.info) : a.state;
+      if (a.kernel.releasesAccumulator) accumulators.give(a.acc!);
       a.pass++;
       startPass(a);
       return;
@@ -191,6 +193,29 @@ export async function executeJobs(
   }
 }
 
+
+/** Accumulators of kernels that release them, kept for the next pass or tensor (zeroed when taken). */
+class AccumulatorPool {
+  private readonly free: Float64Array[] = [];
+
+  take(len: number): Float64Array {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const l = this.free[i]!.length;
+      if (l >= len && (best < 0 || l < this.free[best]!.length)) best = i;
+    }
+    if (best < 0) return new Float64Array(len);
+    const buf = this.free.splice(best, 1)[0]!;
+    return buf.fill(0, 0, len).subarray(0, len);
+  }
+
+  give(acc: Float64Array): void {
+    // the whole buffer, whatever length it was taken at; a few of them (as many as jobs in flight, and passes)
+    const whole = acc.byteOffset === 0 ? new Float64Array(acc.buffer) : acc;
+    this.free.push(whole);
+    if (this.free.length > 8) this.free.sort((x, y) => y.length - x.length).pop();
+  }
+}
 
 let denseScratch = new Float64Array(0);
 

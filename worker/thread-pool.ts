@@ -80,7 +80,7 @@ export class ThreadPool {
 
   /** How many blocks to keep in flight to keep every thread busy. */
   get parallelism(): number {
-    return Math.max(1, this.size * 2);
+    return Math.max(1, this.size * 4);
   }
 
   run(req: BlockRequest): Promise<BlockResult> {

@@ -43,38 +43,50 @@ export interface KernelOutcome {
 }
 
 export async function runKernel(run: KernelRun): Promise<KernelOutcome> {
-  const numel = run.shape.reduce((a, b) => a * b, 1);
+  return (await runKernels([run], run.dispatcher))[0]!;
+}
+
+/**
+ * Several tensor jobs through one executor call (as a real plan runs them: tensors in flight
+ * together, scratch and accumulators reused from one to the next); outcomes in the order given.
+ */
+export async function runKernels(runs: readonly KernelRun[], dispatcher?: BlockDispatcher): Promise<KernelOutcome[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ws-kernel-'));
   try {
-    const file = join(dir, 'inputs.bin');
-    const refs: InputRef[] = [];
-    const parts: Buffer[] = [];
-    let offset = 0;
-    for (const raw of run.inputs) {
-      const x: KernelInput = raw instanceof Float32Array ? { data: raw } : raw;
-      parts.push(Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength));
-      refs.push(x.mode && x.mode !== 'block' ? { file, offset, dtype: 'F32', mode: x.mode, shape: x.shape ?? [x.data.length] } : { file, offset, dtype: 'F32' });
-      offset += x.data.byteLength;
-    }
-    writeFileSync(file, Buffer.concat(parts));
-    const sizes = run.outputs ?? [numel];
-    const job: TensorJob = {
-      id: 0,
-      name: run.name ?? 'model.layers.0.self_attn.o_proj.weight',
-      shape: run.shape,
-      kernel: run.kernel,
-      params: run.params,
-      inputs: refs,
-      outputs: sizes.map((_, k) => ({ output: 0, file: `out${k}.bin`, offset: 0, dtype: 'F32' })),
-    };
-    const outs = sizes.map((n) => new Float32Array(n));
-    const results = await executeJobs([job], run.dispatcher ?? (await inlinePool()), {
+    const jobs: TensorJob[] = [];
+    const outs: Float32Array[][] = [];
+    runs.forEach((run, id) => {
+      const numel = run.shape.reduce((a, b) => a * b, 1);
+      const file = join(dir, `inputs${id}.bin`);
+      const refs: InputRef[] = [];
+      const parts: Buffer[] = [];
+      let offset = 0;
+      for (const raw of run.inputs) {
+        const x: KernelInput = raw instanceof Float32Array ? { data: raw } : raw;
+        parts.push(Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength));
+        refs.push(x.mode && x.mode !== 'block' ? { file, offset, dtype: 'F32', mode: x.mode, shape: x.shape ?? [x.data.length] } : { file, offset, dtype: 'F32' });
+        offset += x.data.byteLength;
+      }
+      writeFileSync(file, Buffer.concat(parts));
+      const sizes = run.outputs ?? [numel];
+      jobs.push({
+        id,
+        name: run.name ?? 'model.layers.0.self_attn.o_proj.weight',
+        shape: run.shape,
+        kernel: run.kernel,
+        params: run.params,
+        inputs: refs,
+        outputs: sizes.map((_, k) => ({ output: id, file: `out${k}.bin`, offset: 0, dtype: 'F32' })),
+      });
+      outs.push(sizes.map((n) => new Float32Array(n)));
+    });
+    const results = await executeJobs(jobs, dispatcher ?? (await inlinePool()), {
       onChunk: (c) => {
         const k = Number(/^out(\d+)\.bin$/.exec(c.file)![1]);
-        new Uint8Array(outs[k]!.buffer).set(c.bytes, c.offset);
+        new Uint8Array(outs[c.output]![k]!.buffer).set(c.bytes, c.offset);
       },
     });
-    return { outputs: outs, result: results.get(0) };
+    return outs.map((outputs, id) => ({ outputs, result: results.get(id) }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -338,6 +338,8 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     }
   },
 
+  releasesAccumulator: true,
+
   fold(pass, acc, partial, blockIndex) {
     // only the selection's passes get here; the L1 pass and the low-bits histogram sum (foldsBySum)
     selectFold(pass, acc, partial, blockIndex);

@@ -5,6 +5,7 @@ import { dellaRowProbs } from '../../../worker/kernels/ta-della.js';
 import { SELECT_LIMITS, SELECT_STATS } from '../../../worker/kernels/ta-select.js';
 import { setSimdEnabled, simdUse } from '../../../worker/simd/simd-module.js';
 import type { TaskArithmeticParams } from '../../../core/specs/merge-spec.js';
+import { runKernels } from '../../helpers/kernel-runner.js';
 import { f32, fineTune, gaussian, maxRelError, runKernel, shuffledDispatcher } from './merge-harness.js';
 
 // ---------------------------------------------------------------------------------------
@@ -227,6 +228,14 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(maxRelError(out, ref)).toBeLessThan(1e-6);
     });
   }
+
+  it('every case run together, as tensors of one plan (accumulators reused from one to the next), gives the bytes of each run alone', async () => {
+    const together = await runKernels(cases.map(([, p]) => ({ kernel: 'task-arithmetic', params: p, shape, inputs: [base, ...models], name })));
+    for (let i = 0; i < cases.length; i++) {
+      const alone = await runKernel('task-arithmetic', cases[i]![1], [base, ...models], shape, { name });
+      expect(Buffer.from(together[i]!.outputs[0]!.buffer).equals(Buffer.from(alone.buffer)), cases[i]![0]).toBe(true);
+    }
+  });
 
   // the selection resolves a cut from the candidates in T's bucket, or (bucket too crowded) by two
   // counting passes: both paths must give the same bytes
