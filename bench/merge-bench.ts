@@ -2,8 +2,8 @@
  * Issue 3 (merges): `weightspace merge` with mergekit recipes, TIES (ρ = 0.5) and linear, on
  * three ≥ 1 GB BF16 checkpoints (a base and two fine-tunes), against the I/O floor (read the
  * three inputs, write one output of the same size) measured in the same run, and peak RSS.
- * TIES reads its inputs three times (the histogram and candidate passes of the exact O(n)
- * top-k, then the map).
+ * TIES reads its inputs twice: the exact O(n) top-k's histogram pass, whose windows resolve the
+ * cut on these checkpoints, then the map.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

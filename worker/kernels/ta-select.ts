@@ -9,28 +9,34 @@
  * the cut value T is found by a radix select over the key bits, as reduce passes:
  *
  *   pass 0  histogram of the high 16 bits              → T's bucket, how many to take in it, and
- *                                                        how many keys the bucket holds (C)
- *   pass 1  per block, the bucket's distinct low 15 bits → T exactly, m = how many keys equal to T
+ *           and, with the SIMD backend, speculative       how many keys the bucket holds (C); when
+ *           windows: the low bits of the keys within      every block's window holds T's bucket, T
+ *           ±2 buckets of each block's own cut bucket     exactly and the tie block from the windows
+ *           (a block that reuses the windows of the       alone: passes 1 and 2 are skipped
+ *           block before sends its histogram lumped
+ *           outside them, exact only inside all windows)
+ *   pass 1  only when a lumped histogram was needed outside the windows: the histogram again, as pass 0
+ *   pass 2  per block, the bucket's distinct low 15 bits → T exactly, m = how many keys equal to T
  *           with their counts, appended in block order     are above, the block holding the m-th of
  *           (a few dozen pairs a block, however many        them and how many of them it keeps
  *           keys tie: BF16 deltas tie at the cut by the
  *           thousand)
  *   fallback, only for cuts whose records overflow the accumulator's room (more than
  *   candidateCap / 2 pairs in all, e.g. f32 keys spread over a crowded bucket):
- *   pass 2  histogram of the low 15 bits in that bucket → T exactly, m
- *   pass 3  count of keys equal to T per block, folded in block order → the block holding the m-th
+ *   pass 3  histogram of the low 15 bits in that bucket → T exactly, m
+ *   pass 4  count of keys equal to T per block, folded in block order → the block holding the m-th
  *           of them, and how many of them that block keeps
  *
  * so an element is above the cut iff key > T, or key = T and it is among the first m such in flat
  * order. Passes a cut does not need are skipped (no block is read), so the usual case reads the
- * inputs twice before the map. Each pass is O(n); a block sends only the histogram buckets it
- * touched and its records, folded (added, appended) in block order, so the result does not
- * depend on which thread ran which block.
+ * inputs once before the map (the windows resolve the cut), else twice. Each pass is O(n); a block
+ * sends only the histogram buckets it touched and its records, folded (added, appended) in block
+ * order, so the result does not depend on which thread ran which block.
  */
 import { WeightspaceError } from '../../core/errors.js';
 import { simdFor, simdWords, type SimdKernels } from '../simd/simd-module.js';
 
-export const SELECT_PASSES = 4;
+export const SELECT_PASSES = 5;
 
 const HI_SHIFT = 15;
 const HI_BUCKETS = 1 << 16;
@@ -45,8 +51,8 @@ const KEY_MASK = 0x7fffffff;
  */
 export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true };
 
-/** How often pass 0's windows resolved a cut (so pass 1 was skipped): tests check the path ran. */
-export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0 };
+/** How often pass 0's windows resolved a cut, blocks lumped their histogram, and cuts needed pass 1's true histogram: tests check the paths ran. */
+export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0 };
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
 const WIN_HALF = 2;
@@ -78,7 +84,7 @@ export interface SelectState {
   readonly need: number[];
   /** after pass 0: keys in T's bucket, and whether the cut resolves by pass 1's records ('cand') or counts ('count') */
   readonly bucketCount: number[];
-  readonly mode: ('cand' | 'count' | 'done')[];
+  readonly mode: ('cand' | 'count' | 'done' | 'rehist')[];
   /** after pass 0 ('cand'): accumulator slots for the cut's pass-1 records */
   readonly room: number[];
   /** after pass 1 ('cand') or 3 ('count'): the block holding the last tie above the cut, and how many ties it keeps */
@@ -101,14 +107,19 @@ export function initSelect(cuts: readonly Cut[], n: number): SelectState {
   };
 }
 
+/** Whether a histogram pass counts cut c's keys: pass 0 for every live cut, pass 1 for those whose pass 0 was not exact where it mattered. */
+function histogramLive(pass: number, state: SelectState, c: number): boolean {
+  return state.kind[c] === 'cut' && (pass === 0 || state.mode[c] === 'rehist');
+}
+
 /** Whether any cut needs the select passes. */
 export function needsSelect(cuts: readonly Cut[], n: number): boolean {
   return cuts.some((c) => c.rank > 0 && c.rank < n);
 }
 
 export function selectPartialLength(pass: number, cuts: readonly Cut[]): number {
-  if (pass === 0 || pass === 1) return 0; // the reducer returns its own compact partial (selectTake)
-  if (pass === 2) return cuts.length * LO_BUCKETS;
+  if (pass <= 2) return 0; // the reducer returns its own compact partial (selectTake)
+  if (pass === 3) return cuts.length * LO_BUCKETS;
   return cuts.length * 4;
 }
 
@@ -140,7 +151,8 @@ function windowRoom(numel: number): number {
 function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): number[] {
   const kind = initSelect(cuts, numel).kind;
   const offs: number[] = [];
-  let o = sources * HI_BUCKETS;
+  // the slot after the histograms counts the blocks that lumped their histogram outside their windows
+  let o = sources * HI_BUCKETS + 1;
   for (let c = 0; c < cuts.length; c++) {
     offs.push(o);
     if (kind[c] === 'cut') o += 4 + windowRoom(numel);
@@ -153,20 +165,21 @@ export function selectAccumulatorLength(
   pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined, layout?: WindowLayout,
 ): number {
   if (pass === 0) return layout && SELECT_LIMITS.windows ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
-  if (pass === 1) return state ? candidateOffsets(state)[cuts.length]! : 0;
+  if (pass === 1) return sources * HI_BUCKETS;
+  if (pass === 2) return state ? candidateOffsets(state)[cuts.length]! : 0;
   return selectPartialLength(pass, cuts);
 }
 
-/** Passes no cut needs are skipped: pass 1 without candidate cuts, passes 2–3 without counting cuts. */
+/** Passes no cut needs are skipped: pass 1 without cuts to histogram again, pass 2 without candidate cuts, passes 3–4 without counting cuts. */
 export function selectSkip(pass: number, state: SelectState | undefined): boolean {
   if (!state || pass === 0) return false;
-  const want = pass === 1 ? 'cand' : 'count';
+  const want = pass === 1 ? 'rehist' : pass === 2 ? 'cand' : 'count';
   return !state.kind.some((k, c) => k === 'cut' && state.mode[c] === want);
 }
 
 /** The fallback's low-bits histogram folds by sum (sparsely); the other passes have their own folds. */
 export function selectFoldsBySum(pass: number): boolean {
-  return pass === 2;
+  return pass === 3;
 }
 
 // pass 0's histogram of the block being reduced, per source, and the buckets it touched: a block
@@ -176,9 +189,10 @@ let touched = new Int32Array(0);
 let nTouched = 0;
 
 function histScratch(sources: number): void {
-  if (hist.length < sources * HI_BUCKETS) {
-    hist = new Uint32Array(sources * HI_BUCKETS);
-    touched = new Int32Array(sources * HI_BUCKETS);
+  // one more counter: pass 0's count of blocks that lumped their histogram (windowOffsets)
+  if (hist.length < sources * HI_BUCKETS + 1) {
+    hist = new Uint32Array(sources * HI_BUCKETS + 1);
+    touched = new Int32Array(sources * HI_BUCKETS + 1);
     nTouched = 0;
   }
 }
@@ -224,12 +238,12 @@ const twoBits = new Uint32Array(two.buffer);
 export function selectReduce(
   pass: number, cuts: readonly Cut[], state: SelectState, keys: readonly Uint32Array[], n: number, partial: Float64Array,
 ): void {
-  if (pass === 0) {
-    // one histogram per source that any live cut reads
+  if (pass === 0 || pass === 1) {
+    // one histogram per source that any live cut reads (pass 1: that needs it again)
     histScratch(keys.length);
     for (let s = 0; s < keys.length; s++) {
       let live = false;
-      for (let c = 0; c < cuts.length; c++) if (cuts[c]!.source === s && state.kind[c] === 'cut') live = true;
+      for (let c = 0; c < cuts.length; c++) if (cuts[c]!.source === s && histogramLive(pass, state, c)) live = true;
       if (!live) continue;
       const k = keys[s]!;
       const off = s * HI_BUCKETS;
@@ -240,7 +254,7 @@ export function selectReduce(
     }
     return;
   }
-  if (pass === 1) {
+  if (pass === 2) {
     const offs = candidateOffsets(state);
     candScratch(cuts.length);
     for (let c = 0; c < cuts.length; c++) {
@@ -267,7 +281,7 @@ export function selectReduce(
     if (state.kind[c] !== 'cut' || state.mode[c] !== 'count') continue;
     const k = keys[cuts[c]!.source]!;
     const t = state.t[c]!;
-    if (pass === 2) {
+    if (pass === 3) {
       const off = c * LO_BUCKETS;
       for (let j = 0; j < n; j++) {
         const key = k[j]! & KEY_MASK;
@@ -289,7 +303,7 @@ export function selectReduce(
  * pass 1 the candidate records. Other passes fill the dense partial: undefined.
  */
 export function selectTake(pass: number): Float64Array | undefined {
-  if (pass === 0) {
+  if (pass === 0 || pass === 1) {
     const out = new Float64Array(2 * nTouched + winLen);
     for (let k = 0; k < nTouched; k++) {
       const b = touched[k]!;
@@ -302,7 +316,7 @@ export function selectTake(pass: number): Float64Array | undefined {
     winLen = 0;
     return out;
   }
-  if (pass === 1) {
+  if (pass === 2) {
     // per cut seen: [region offset, room, k, (low bits, count)×k]
     let len = 0;
     for (const c of candCuts) len += 3 + 2 * loCount[c]!;
@@ -334,41 +348,28 @@ export function selectTake(pass: number): Float64Array | undefined {
  * fallback) take key arrays through selectReduce.
  */
 export function selectReduceDeltas(
-  pass: 0 | 1, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock,
+  pass: 0 | 1 | 2, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock,
 ): void {
   const base = inputs[0]!;
-  if (pass === 0) {
+  if (pass === 0 || pass === 1) {
     const sources = inputs.length - 1;
     histScratch(sources);
     const live: boolean[] = [];
-    for (let s = 0; s < sources; s++) live.push(cuts.some((c, i) => c.source === s && state.kind[i] === 'cut'));
+    for (let s = 0; s < sources; s++) live.push(cuts.some((c, i) => c.source === s && histogramLive(pass, state, i)));
     const k = simdScratch(sources * HI_BUCKETS, inputs);
     if (k) {
       // the SIMD backend counts into a dense histogram of its own, then hands over the touched buckets
       const h = simdCounts.byteOffset;
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
-      const w = windows && SELECT_LIMITS.windows && windowScratch(cuts.length) ? windows : undefined;
+      const w = pass === 0 && windows && SELECT_LIMITS.windows && windowScratch(cuts.length) ? windows : undefined;
       const fused = w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
-      if (w && fused) {
-        // the windows an earlier block of the tensor chose on this thread: histogram and windows in one read of the block
-        const [c0, c1, lo0, lo1] = fused;
-        k.histWindow2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h, lo0, lo1, WIN_WIDTH, windowAt(c0), windowAt(c1));
-        const own = rememberWindows(k, cuts, state, n, w);
-        // kept if the block's own cut bucket lies in the middle three buckets of each guessed
-        // window (as good as its own window); else the guess is dropped and the block read again
-        const near = (c: number, lo: number): boolean => Math.abs((own.get(c) ?? -WIN_WIDTH) - lo) <= WIN_HALF - 1;
-        if (near(c0, lo0) && near(c1, lo1)) {
-          windowRecords(k, cuts, [c0, c1], [lo0, lo1], sources, w.numel);
-          SELECT_STATS.fusedWindowBlocks++;
-        } else {
-          for (const c of [c0, c1]) k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
-          collectWindows(k, cuts, state, inputs, n, w);
-        }
-      } else {
-        if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
-        else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
-        if (w) collectWindows(k, cuts, state, inputs, n, w);
+      if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused)) {
+        SELECT_STATS.fusedWindowBlocks++;
+        return;
       }
+      if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
+      else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
+      if (w) collectWindows(k, cuts, state, inputs, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -423,6 +424,7 @@ let winRecords = new Float64Array(0);
 let winLen = 0;
 let simdWindow = new Uint32Array(0);
 let simdWindowPairs = new Uint32Array(0);
+let simdAbove = new Uint32Array(0);
 
 /** A block's tensor, for pass 0's windows (task arithmetic gives it; SCE does not). */
 export interface WindowBlock {
@@ -439,8 +441,9 @@ function windowScratch(cuts: number): boolean {
   if (simdWindow.length < cuts * WIN_AREA) {
     simdWindow = simdWords(cuts * WIN_AREA);
     simdWindowPairs = simdWords(2 * WIN_SPAN);
+    simdAbove = simdWords(2);
   }
-  return simdFor(simdWindow, simdWindowPairs) !== undefined;
+  return simdFor(simdWindow, simdWindowPairs, simdAbove) !== undefined;
 }
 
 const windowAt = (c: number): number => simdWindow.byteOffset + 4 * c * WIN_AREA;
@@ -507,27 +510,96 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
 
 /** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
 function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
-  const offs = windowOffsets(cuts, sources, numel);
-  const room = windowRoom(numel);
-  live.forEach((c, i) => {
+  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset), sources, numel));
+}
+
+/**
+ * A block whose windows an earlier block of the tensor chose on this thread (fusedWindows): one read
+ * collects the low bits in each window and how many keys lie above it, with no histogram scatter
+ * (windowAbove2). When the block's own share of each cut falls in the middle three buckets of its
+ * window (as good as its own window), the block sends its histogram lumped: exact per bucket inside
+ * the window, the keys above it counted at the bucket just above, those below at the bucket just
+ * below. The sum of such histograms is exact between the highest window start and the lowest
+ * window end, which is where the windows must hold T's bucket to resolve the cut; selectFinish
+ * sends the cut to pass 1 (a true histogram) otherwise. Returns false, with nothing sent and the
+ * counters cleared, when a window is off: the caller counts the full histogram and its own windows.
+ */
+function lumpedWindows(
+  k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock,
+  [c0, c1, lo0, lo1]: [number, number, number, number],
+): boolean {
+  k.windowAbove2(inputs[0]!.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, lo0, lo1, WIN_WIDTH, windowAt(c0), windowAt(c1), simdAbove.byteOffset);
+  const sides: [number, number, number][] = [[c0, lo0, simdAbove[0]!], [c1, lo1, simdAbove[1]!]];
+  const sources = inputs.length - 1;
+  const savedRecords = winLen;
+  const savedTouched = nTouched;
+  const next = new Map<number, number>();
+  const counts = new Array<number>(WIN_WIDTH);
+  for (let i = 0; i < sides.length; i++) {
+    const [c, lo, above] = sides[i]!;
     const m = k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
-    // a record: [−(region + 1), room, window start, k, (index, count)×k]; the sign tells it from a histogram pair
-    const len = 4 + 2 * m;
-    if (winRecords.length < winLen + len) {
-      const grown = new Float64Array(Math.max(2 * winRecords.length, winLen + len));
-      grown.set(winRecords.subarray(0, winLen));
-      winRecords = grown;
+    counts.fill(0);
+    let inside = 0;
+    for (let j = 0; j < m; j++) {
+      counts[simdWindowPairs[2 * j]! >>> HI_SHIFT]! += simdWindowPairs[2 * j + 1]!;
+      inside += simdWindowPairs[2 * j + 1]!;
     }
-    const r = winRecords;
-    let o = winLen;
-    r[o++] = -(offs[c]! + 1);
-    r[o++] = room;
-    r[o++] = los[i]!;
-    r[o++] = m;
-    const p = simdWindowPairs;
-    for (let j = 0; j < 2 * m; j++) r[o++] = p[j]!;
-    winLen = o;
-  });
+    // the block's own cut bucket, from the top: where the count reaches its share of the rank
+    const need = Math.min(n, Math.max(1, Math.round((cuts[c]!.rank * n) / w.numel)));
+    let own = -1;
+    for (let r = WIN_WIDTH - 1, cum = above; r >= 0 && above < need; r--) {
+      cum += counts[r]!;
+      if (cum >= need) {
+        own = r;
+        break;
+      }
+    }
+    if (Math.abs(own - WIN_HALF) > WIN_HALF - 1) {
+      // undo: the records and lumps of the cut before, the counters of the cut after
+      winLen = savedRecords;
+      for (let t = savedTouched; t < nTouched; t++) hist[touched[t]!] = 0;
+      nTouched = savedTouched;
+      for (let r = i + 1; r < sides.length; r++) k.takeCounts(windowAt(sides[r]![0]), WIN_SPAN, simdWindowPairs.byteOffset);
+      return false;
+    }
+    appendWindowRecord(cuts, c, lo, m, sources, w.numel);
+    const off = cuts[c]!.source * HI_BUCKETS;
+    for (let r = 0; r < WIN_WIDTH; r++) if (lo + r < HI_BUCKETS) lump(off + lo + r, counts[r]!);
+    // no key lies above the last bucket or below the first: those counts are then 0
+    if (lo + WIN_WIDTH < HI_BUCKETS) lump(off + lo + WIN_WIDTH, above);
+    if (lo > 0) lump(off + lo - 1, n - above - inside);
+    next.set(c, Math.max(0, lo + own - WIN_HALF));
+  }
+  lump(sources * HI_BUCKETS, 1);
+  recentWindows.set(w.tensor, next);
+  return true;
+}
+
+/** Adds to the block's sparse histogram (selectTake hands it over). */
+function lump(b: number, count: number): void {
+  if (count === 0) return;
+  if (hist[b] === 0) touched[nTouched++] = b;
+  hist[b] = hist[b]! + count;
+}
+
+/** Appends cut c's window record (its m (index, count) pairs, in simdWindowPairs) to the block's partial. */
+function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, m: number, sources: number, numel: number): void {
+  // a record: [−(region + 1), room, window start, k, (index, count)×k]; the sign tells it from a histogram pair
+  const len = 4 + 2 * m;
+  if (winRecords.length < winLen + len) {
+    const grown = new Float64Array(Math.max(2 * winRecords.length, winLen + len));
+    grown.set(winRecords.subarray(0, winLen));
+    winRecords = grown;
+  }
+  const r = winRecords;
+  let o = winLen;
+  r[o++] = -(windowOffsets(cuts, sources, numel)[c]! + 1);
+  r[o++] = windowRoom(numel);
+  r[o++] = lo;
+  r[o++] = m;
+  const p = simdWindowPairs;
+  for (let j = 0; j < 2 * m; j++) r[o++] = p[j]!;
+  winLen = o;
 }
 
 // the SIMD backend's dense counters (a histogram, or the cuts' low-bit histograms) and the
@@ -635,7 +707,7 @@ function lowDeltas(base: Float32Array, x: Float32Array, n: number, t: number, of
  * m, 0, 0], acc per cut [ties before, found, block, ties kept there].
  */
 export function selectFold(pass: number, acc: Float64Array, partial: Float64Array, blockIndex: number): void {
-  if (pass === 0) {
+  if (pass === 0 || pass === 1) {
     for (let p = 0; p < partial.length;) {
       const i = partial[p]!;
       if (i >= 0) {
@@ -673,11 +745,11 @@ export function selectFold(pass: number, acc: Float64Array, partial: Float64Arra
     }
     return;
   }
-  if (pass === 2) {
+  if (pass === 3) {
     for (let i = 0; i < partial.length; i++) acc[i]! += partial[i]!;
     return;
   }
-  if (pass === 1) {
+  if (pass === 2) {
     for (let p = 0; p < partial.length;) {
       const off = partial[p]!;
       const room = partial[p + 1]!;
@@ -785,20 +857,30 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const room = [...state.room];
   const tieBlock = [...state.tieBlock];
   const tieRank = [...state.tieRank];
-  const offs = pass === 1 ? candidateOffsets(state) : [];
-  const woffs = pass === 0 && layout ? windowOffsets(cuts, layout.sources, layout.numel) : [];
+  const offs = pass === 2 ? candidateOffsets(state) : [];
+  const windowed = pass === 0 && layout !== undefined && SELECT_LIMITS.windows;
+  const woffs = windowed ? windowOffsets(cuts, layout.sources, layout.numel) : [];
+  // blocks that sent their histogram only as counts above and below their windows: it is exact
+  // between the highest window start and the lowest window end, and nowhere else
+  const lumped = windowed && acc[layout.sources * HI_BUCKETS]! > 0;
   for (let c = 0; c < cuts.length; c++) {
     if (state.kind[c] !== 'cut') continue;
-    if (pass === 0) {
+    if (pass === 0 || (pass === 1 && mode[c] === 'rehist')) {
       const off = cuts[c]!.source * HI_BUCKETS;
       const { d, above } = bucketOf(acc, off, HI_BUCKETS, need[c]!);
+      const w = windowed && SELECT_LIMITS.candidateCap > 0 ? windowEntries(acc, woffs[c]!, d, layout) : undefined;
+      if (!w && lumped) {
+        // T's bucket is outside some block's window, where that block's histogram is lumped: pass 1 counts it again
+        mode[c] = 'rehist';
+        SELECT_STATS.histogramPasses++;
+        continue;
+      }
       need[c] = need[c]! - above;
       t[c] = d;
       bucketCount[c] = acc[off + d]!;
       const cap = SELECT_LIMITS.candidateCap;
       mode[c] = cap > 0 ? 'cand' : 'count';
       room[c] = cap > 0 ? Math.min(4 * bucketCount[c]!, 2 * cap) : 0;
-      const w = layout && cap > 0 && SELECT_LIMITS.windows ? windowEntries(acc, woffs[c]!, d, layout) : undefined;
       if (w) {
         // every block's window held T's bucket: pass 0's records resolve the cut, pass 1 is skipped
         const r = resolveBucket(w, need[c]!, bucketCount[c]!);
@@ -811,7 +893,8 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       }
       continue;
     }
-    if (pass === 1) {
+    if (pass === 1) continue;
+    if (pass === 2) {
       if (mode[c] !== 'cand') continue;
       const off = offs[c]!;
       const used = acc[off]!;
@@ -839,7 +922,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       continue;
     }
     if (mode[c] !== 'count') continue;
-    if (pass === 3) {
+    if (pass === 4) {
       if (acc[c * 4 + 1] !== 1) throw new WeightspaceError('internal', `select: tie ${need[c]} of value ${t[c]} not found`);
       tieBlock[c] = acc[c * 4 + 2]!;
       tieRank[c] = acc[c * 4 + 3]!;

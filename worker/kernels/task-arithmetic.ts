@@ -299,9 +299,9 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const n = block.length;
     const plan = planOf(params, numelOf(block.shape));
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
-    if ((pass === 0 || pass === 1) && pass < plan.selectPasses) {
+    if (pass <= 2 && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
-      selectReduceDeltas(pass, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) });
+      selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) });
       return selectTake(pass);
     }
     if (pass < plan.selectPasses) {

@@ -23,13 +23,13 @@ export interface SimdKernels {
   histDeltas2(base: number, x0: number, x1: number, n: number, hist: number): void;
   lowDeltas(base: number, x: number, n: number, t: number, lo: number): void;
   lowDeltas2(base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number): void;
+  windowAbove2(
+    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number, above: number,
+  ): void;
   takeCounts(hist: number, len: number, out: number): number;
   localBucket(hist: number, need: number): number;
   windowDeltas(base: number, x: number, n: number, lo: number, width: number, counts: number): void;
   windowDeltas2(base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number): void;
-  histWindow2(
-    base: number, x0: number, x1: number, n: number, hist: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
-  ): void;
   tiesMap2(
     base: number, x0: number, x1: number, out: number, n: number,
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,

@@ -337,6 +337,36 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(maxRelError(spec.out, refGta(name, shape, base, loud, p))).toBeLessThan(1e-6);
     });
 
+    it('count a true histogram (pass 1) when blocks that lumped theirs drift past each other\'s windows', async () => {
+      // 8 blocks whose deltas grow by 0.4 % a block (about one histogram bucket): each block is near
+      // the window of the one before, so it lumps its histogram, but the windows share no bucket
+      const drift = [1024, 2048] as const;
+      const m = drift[0] * drift[1];
+      const b0 = gaussian(m, 5, 0.02);
+      const xs = [6, 7].map((seed) => {
+        const d = gaussian(m, seed, 0.01);
+        return Float32Array.from(b0, (v, j) => v + d[j]! * 1.004 ** Math.floor(j / BLOCK_ELEMENTS));
+      });
+      const q: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.5] };
+      const go = (): Promise<Float32Array> => runKernel('task-arithmetic', q, [b0, ...xs], [...drift], { name });
+      const before = { ...SELECT_STATS };
+      const spec = await go();
+      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
+      expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses + 2);
+      expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
+      const saved = SELECT_LIMITS.windows;
+      SELECT_LIMITS.windows = false;
+      try {
+        expect(same(spec, await go())).toBe(true);
+      } finally {
+        SELECT_LIMITS.windows = saved;
+      }
+      // exactly ⌊ρn⌋ of each model's deltas are kept: the output differs from the base where one was
+      let kept = 0;
+      for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
+      expect(kept).toBeGreaterThan(m / 2);
+    });
+
     it('fall back to pass 1 when the records overflow their room', async () => {
       const small = await withLimits({ windowRoomCap: 2 }, [base, ...two]);
       expect(small.resolved).toBe(0);

@@ -134,7 +134,7 @@ describe('TIES selection loops', () => {
     check();
   });
 
-  it('windowDeltas, windowDeltas2 and histWindow2 count (bucket − start, low bits) for keys in a window of high buckets', () => {
+  it('windowDeltas, windowDeltas2 and windowAbove2 count (bucket − start, low bits) for keys in a window of high buckets', () => {
     const n = 20_003;
     const [base, x0, x1] = inputs(n, 13) as [Float32Array, Float32Array, Float32Array];
     const width = 5;
@@ -166,24 +166,20 @@ describe('TIES selection loops', () => {
     k.windowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1);
     expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
     expect(taken(at1)).toEqual(naive(x1, lo1));
-    // histWindow2: the same windows and histDeltas2's histogram, in one loop
-    const hist = simdWords(2 << 16);
-    const histPairs = simdWords(4 << 16);
-    expect(simdFor(hist, histPairs)).toBeDefined();
-    k.histWindow2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, hist.byteOffset, lo0, lo1, width, counts.byteOffset, at1);
+    // windowAbove2: the same windows, and how many keys lie above each (bucket ≥ start + width)
+    const above = simdWords(2);
+    expect(simdFor(above)).toBeDefined();
+    k.windowAbove2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1, above.byteOffset);
     expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
     expect(taken(at1)).toEqual(naive(x1, lo1));
-    const both = new Map<number, number>();
-    for (let j = 0; j < n; j++) {
-      for (const [s, x] of [[0, x0], [1, x1]] as const) {
-        const b = (s << 16) + (key(x[j]!, base[j]!) >>> 15);
-        both.set(b, (both.get(b) ?? 0) + 1);
-      }
-    }
-    const m = k.takeCounts(hist.byteOffset, 2 << 16, histPairs.byteOffset);
-    const got = new Map<number, number>();
-    for (let i = 0; i < m; i++) got.set(histPairs[2 * i]!, histPairs[2 * i + 1]!);
-    expect(got).toEqual(both);
+    const naiveAbove = (x: Float32Array, lo: number): number => {
+      let a = 0;
+      for (let j = 0; j < n; j++) if (key(x[j]!, base[j]!) >>> 15 >= lo + width) a++;
+      return a;
+    };
+    expect([above[0], above[1]]).toEqual([naiveAbove(x0, lo0), naiveAbove(x1, lo1)]);
+    expect(above[0]).toBeGreaterThan(0);
+    expect(above[0]).toBeLessThan(n);
   });
 
   it('localBucket finds where the count from the top reaches a rank', () => {

@@ -261,70 +261,6 @@ export function windowDeltas2(
 }
 
 /**
- * histDeltas2 and windowDeltas2 in one loop over the block, for windows chosen beforehand
- * (from an earlier block of the tensor): the block is read once instead of twice.
- */
-export function histWindow2(
-  base: usize, x0: usize, x1: usize, n: i32, hist: usize,
-  lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
-): void {
-  const mask = i32x4.splat(KEY_MASK);
-  const low = i32x4.splat(LO_MASK);
-  const lov0 = i32x4.splat(lo0);
-  const lov1 = i32x4.splat(lo1);
-  const wv = i32x4.splat(width);
-  const spare = i32x4.splat(width << HI_SHIFT);
-  const h1 = hist + (1 << 18);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
-    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
-    const b0 = i32x4.shr_u(k0, HI_SHIFT);
-    const b1 = i32x4.shr_u(k1, HI_SHIFT);
-    bump(hist, i32x4.extract_lane(b0, 0));
-    bump(h1, i32x4.extract_lane(b1, 0));
-    bump(hist, i32x4.extract_lane(b0, 1));
-    bump(h1, i32x4.extract_lane(b1, 1));
-    bump(hist, i32x4.extract_lane(b0, 2));
-    bump(h1, i32x4.extract_lane(b1, 2));
-    bump(hist, i32x4.extract_lane(b0, 3));
-    bump(h1, i32x4.extract_lane(b1, 3));
-    const rel0 = i32x4.sub(b0, lov0);
-    const rel1 = i32x4.sub(b1, lov1);
-    const hit0 = i32x4.lt_u(rel0, wv);
-    const hit1 = i32x4.lt_u(rel1, wv);
-    if (v128.any_true(hit0)) {
-      const idx = v128.bitselect(v128.or(i32x4.shl(rel0, HI_SHIFT), v128.and(k0, low)), spare, hit0);
-      bump(counts0, i32x4.extract_lane(idx, 0));
-      bump(counts0, i32x4.extract_lane(idx, 1));
-      bump(counts0, i32x4.extract_lane(idx, 2));
-      bump(counts0, i32x4.extract_lane(idx, 3));
-    }
-    if (v128.any_true(hit1)) {
-      const idx = v128.bitselect(v128.or(i32x4.shl(rel1, HI_SHIFT), v128.and(k1, low)), spare, hit1);
-      bump(counts1, i32x4.extract_lane(idx, 0));
-      bump(counts1, i32x4.extract_lane(idx, 1));
-      bump(counts1, i32x4.extract_lane(idx, 2));
-      bump(counts1, i32x4.extract_lane(idx, 3));
-    }
-  }
-  for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
-    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
-    bump(hist, <i32>(k0 >>> HI_SHIFT));
-    bump(h1, <i32>(k1 >>> HI_SHIFT));
-    const rel0 = (k0 >>> HI_SHIFT) - lo0;
-    const rel1 = (k1 >>> HI_SHIFT) - lo1;
-    if (rel0 < width) bump(counts0, <i32>((rel0 << HI_SHIFT) | (k0 & LO_MASK)));
-    if (rel1 < width) bump(counts1, <i32>((rel1 << HI_SHIFT) | (k1 & LO_MASK)));
-  }
-}
-
-/**
  * Moves the nonzero counters of hist[0..len) to pairs (index, count) at out, zeroing them;
  * returns how many pairs.
  */
@@ -529,4 +465,66 @@ export function linear4(
     if (terms > 3) acc += c3 * <f64>load<f32>(x3 + o);
     store<f32>(out + o, <f32>(acc + b));
   }
+}
+
+/**
+ * windowDeltas2 with, instead of histDeltas2's full histogram, only how many keys lie above each
+ * window (high bucket ≥ start + width), counted four lanes at a time with no scatter: the block's
+ * histogram outside its windows is then known only as "above" and "below". above: two u32 counts.
+ */
+export function windowAbove2(
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize, above: usize,
+): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const low = i32x4.splat(LO_MASK);
+  const lov0 = i32x4.splat(lo0);
+  const lov1 = i32x4.splat(lo1);
+  const wv = i32x4.splat(width);
+  const spare = i32x4.splat(width << HI_SHIFT);
+  let up0 = i32x4.splat(0);
+  let up1 = i32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = v128.load(base + o);
+    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
+    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
+    // bucket − start: negative below the window (signed compare), ≥ width above it
+    const rel0 = i32x4.sub(i32x4.shr_u(k0, HI_SHIFT), lov0);
+    const rel1 = i32x4.sub(i32x4.shr_u(k1, HI_SHIFT), lov1);
+    up0 = i32x4.sub(up0, i32x4.ge_s(rel0, wv));
+    up1 = i32x4.sub(up1, i32x4.ge_s(rel1, wv));
+    const hit0 = i32x4.lt_u(rel0, wv);
+    const hit1 = i32x4.lt_u(rel1, wv);
+    if (v128.any_true(hit0)) {
+      const idx = v128.bitselect(v128.or(i32x4.shl(rel0, HI_SHIFT), v128.and(k0, low)), spare, hit0);
+      bump(counts0, i32x4.extract_lane(idx, 0));
+      bump(counts0, i32x4.extract_lane(idx, 1));
+      bump(counts0, i32x4.extract_lane(idx, 2));
+      bump(counts0, i32x4.extract_lane(idx, 3));
+    }
+    if (v128.any_true(hit1)) {
+      const idx = v128.bitselect(v128.or(i32x4.shl(rel1, HI_SHIFT), v128.and(k1, low)), spare, hit1);
+      bump(counts1, i32x4.extract_lane(idx, 0));
+      bump(counts1, i32x4.extract_lane(idx, 1));
+      bump(counts1, i32x4.extract_lane(idx, 2));
+      bump(counts1, i32x4.extract_lane(idx, 3));
+    }
+  }
+  let a0: u32 = i32x4.extract_lane(up0, 0) + i32x4.extract_lane(up0, 1) + i32x4.extract_lane(up0, 2) + i32x4.extract_lane(up0, 3);
+  let a1: u32 = i32x4.extract_lane(up1, 0) + i32x4.extract_lane(up1, 1) + i32x4.extract_lane(up1, 2) + i32x4.extract_lane(up1, 3);
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = load<f32>(base + o);
+    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
+    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
+    const h0 = k0 >>> HI_SHIFT;
+    const h1 = k1 >>> HI_SHIFT;
+    if (h0 >= lo0 + width) a0++;
+    else if (h0 >= lo0) bump(counts0, <i32>(((h0 - lo0) << HI_SHIFT) | (k0 & LO_MASK)));
+    if (h1 >= lo1 + width) a1++;
+    else if (h1 >= lo1) bump(counts1, <i32>(((h1 - lo1) << HI_SHIFT) | (k1 & LO_MASK)));
+  }
+  store<u32>(above, a0);
+  store<u32>(above, a1, 4);
 }
