@@ -432,21 +432,27 @@ export interface WindowBlock {
   readonly numel: number;
 }
 
-// per cut: the window's counters and one spare counter that the two-model loops' misses go to
+// per cut: the window's counters and one spare counter that the two-model loops' misses go to,
+// then the list of the counters the block touched ([length, indices…], see takeTouched)
 const WIN_SPAN = WIN_WIDTH << HI_SHIFT;
 const WIN_AREA = WIN_SPAN + 4;
+const WIN_CUT = WIN_AREA + 1 + WIN_AREA;
 
 /** The window counters for `cuts` cuts, in the SIMD memory (false when it has no room). */
 function windowScratch(cuts: number): boolean {
-  if (simdWindow.length < cuts * WIN_AREA) {
-    simdWindow = simdWords(cuts * WIN_AREA);
+  if (simdWindow.length < cuts * WIN_CUT) {
+    simdWindow = simdWords(cuts * WIN_CUT);
     simdWindowPairs = simdWords(2 * WIN_SPAN);
     simdAbove = simdWords(2);
   }
   return simdFor(simdWindow, simdWindowPairs, simdAbove) !== undefined;
 }
 
-const windowAt = (c: number): number => simdWindow.byteOffset + 4 * c * WIN_AREA;
+const windowAt = (c: number): number => simdWindow.byteOffset + 4 * c * WIN_CUT;
+const listAt = (c: number): number => windowAt(c) + 4 * WIN_AREA;
+
+/** Moves cut c's touched window counters (zeroing them) to (index, count) pairs in simdWindowPairs; returns how many. */
+const takeWindow = (k: SimdKernels, c: number): number => k.takeTouched(windowAt(c), listAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
 
 /**
  * Per cut (of those live), the start of its window in this block: WIN_HALF buckets below the
@@ -503,14 +509,14 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
   if (live.length === 2) {
     const [c0, c1] = live as [number, number];
-    k.windowDeltas2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1));
-  } else for (const c of live) k.windowDeltas(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c));
+    k.windowDeltas2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1));
+  } else for (const c of live) k.windowDeltas(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c));
   windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
 }
 
 /** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
 function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
-  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset), sources, numel));
+  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, takeWindow(k, c), sources, numel));
 }
 
 /**
@@ -528,7 +534,9 @@ function lumpedWindows(
   k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock,
   [c0, c1, lo0, lo1]: [number, number, number, number],
 ): boolean {
-  k.windowAbove2(inputs[0]!.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, lo0, lo1, WIN_WIDTH, windowAt(c0), windowAt(c1), simdAbove.byteOffset);
+  k.windowAbove2(inputs[0]!.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, lo0, lo1, WIN_WIDTH,
+    windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
+  );
   const sides: [number, number, number][] = [[c0, lo0, simdAbove[0]!], [c1, lo1, simdAbove[1]!]];
   const sources = inputs.length - 1;
   const savedRecords = winLen;
@@ -537,7 +545,7 @@ function lumpedWindows(
   const counts = new Array<number>(WIN_WIDTH);
   for (let i = 0; i < sides.length; i++) {
     const [c, lo, above] = sides[i]!;
-    const m = k.takeCounts(windowAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
+    const m = takeWindow(k, c);
     counts.fill(0);
     let inside = 0;
     for (let j = 0; j < m; j++) {
@@ -559,7 +567,7 @@ function lumpedWindows(
       winLen = savedRecords;
       for (let t = savedTouched; t < nTouched; t++) hist[touched[t]!] = 0;
       nTouched = savedTouched;
-      for (let r = i + 1; r < sides.length; r++) k.takeCounts(windowAt(sides[r]![0]), WIN_SPAN, simdWindowPairs.byteOffset);
+      for (let r = i + 1; r < sides.length; r++) takeWindow(k, sides[r]![0]);
       return false;
     }
     appendWindowRecord(cuts, c, lo, m, sources, w.numel);

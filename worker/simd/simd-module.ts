@@ -24,12 +24,16 @@ export interface SimdKernels {
   lowDeltas(base: number, x: number, n: number, t: number, lo: number): void;
   lowDeltas2(base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number): void;
   windowAbove2(
-    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number, above: number,
+    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
+    list0: number, list1: number, above: number,
   ): void;
+  takeTouched(counts: number, list: number, span: number, out: number): number;
   takeCounts(hist: number, len: number, out: number): number;
   localBucket(hist: number, need: number): number;
-  windowDeltas(base: number, x: number, n: number, lo: number, width: number, counts: number): void;
-  windowDeltas2(base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number): void;
+  windowDeltas(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number): void;
+  windowDeltas2(
+    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number, list0: number, list1: number,
+  ): void;
   tiesMap2(
     base: number, x0: number, x1: number, out: number, n: number,
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,

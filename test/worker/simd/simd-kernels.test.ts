@@ -142,9 +142,12 @@ describe('TIES selection loops', () => {
     const lo0 = (key(4 / 4096, 0) >>> 15) - 2;
     const lo1 = (key(0.002, 0) >>> 15) - 2;
     const counts = simdWords(2 * (span + 4));
+    const lists = simdWords(2 * (span + 5));
     const pairs = simdWords(2 * span);
-    const k = kernels(base, x0, x1, counts, pairs);
+    const k = kernels(base, x0, x1, counts, lists, pairs);
     const at1 = counts.byteOffset + 4 * (span + 4);
+    const list0 = lists.byteOffset;
+    const list1 = lists.byteOffset + 4 * (span + 5);
     const naive = (x: Float32Array, lo: number): Map<number, number> => {
       const m = new Map<number, number>();
       for (let j = 0; j < n; j++) {
@@ -155,23 +158,28 @@ describe('TIES selection loops', () => {
       expect(m.size).toBeGreaterThan(3);
       return m;
     };
-    const taken = (at: number): Map<number, number> => {
-      const m = k.takeCounts(at, span, pairs.byteOffset);
+    // takeTouched hands over the listed counters (and the spare's, zeroed); every counter is then 0 again
+    const taken = (at: number, list: number): Map<number, number> => {
+      const m = k.takeTouched(at, list, span, pairs.byteOffset);
       const got = new Map<number, number>();
       for (let i = 0; i < m; i++) got.set(pairs[2 * i]!, pairs[2 * i + 1]!);
+      expect(got.size).toBe(m);
+      const words = new Uint32Array(counts.buffer, at, span + 4);
+      expect(words.every((w) => w === 0)).toBe(true);
+      expect(new Uint32Array(counts.buffer, list, 1)[0]).toBe(0);
       return got;
     };
-    k.windowDeltas(base.byteOffset, x0.byteOffset, n, lo0, width, counts.byteOffset);
-    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
-    k.windowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1);
-    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
-    expect(taken(at1)).toEqual(naive(x1, lo1));
+    k.windowDeltas(base.byteOffset, x0.byteOffset, n, lo0, width, counts.byteOffset, list0);
+    expect(taken(counts.byteOffset, list0)).toEqual(naive(x0, lo0));
+    k.windowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1, list0, list1);
+    expect(taken(counts.byteOffset, list0)).toEqual(naive(x0, lo0));
+    expect(taken(at1, list1)).toEqual(naive(x1, lo1));
     // windowAbove2: the same windows, and how many keys lie above each (bucket ≥ start + width)
     const above = simdWords(2);
     expect(simdFor(above)).toBeDefined();
-    k.windowAbove2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1, above.byteOffset);
-    expect(taken(counts.byteOffset)).toEqual(naive(x0, lo0));
-    expect(taken(at1)).toEqual(naive(x1, lo1));
+    k.windowAbove2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, lo0, lo1, width, counts.byteOffset, at1, list0, list1, above.byteOffset);
+    expect(taken(counts.byteOffset, list0)).toEqual(naive(x0, lo0));
+    expect(taken(at1, list1)).toEqual(naive(x1, lo1));
     const naiveAbove = (x: Float32Array, lo: number): number => {
       let a = 0;
       for (let j = 0; j < n; j++) if (key(x[j]!, base[j]!) >>> 15 >= lo + width) a++;

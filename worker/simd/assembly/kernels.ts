@@ -184,7 +184,7 @@ export function localBucket(hist: usize, need: u32): i32 {
  * Pass 0's speculative collection: for the δ = x − base whose high key bits h fall in
  * [lo, lo + width), adds 1 to counts[(h − lo)·2¹⁵ + (key & 0x7fff)].
  */
-export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize): void {
+export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize): void {
   const mask = i32x4.splat(KEY_MASK);
   const lov = i32x4.splat(lo);
   const wv = i32x4.splat(width);
@@ -196,16 +196,16 @@ export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32,
     const hit = i32x4.lt_u(rel, wv);
     if (!v128.any_true(hit)) continue;
     const idx = v128.or(i32x4.shl(rel, HI_SHIFT), v128.and(k, i32x4.splat(LO_MASK)));
-    if (i32x4.extract_lane(hit, 0)) bump(counts, i32x4.extract_lane(idx, 0));
-    if (i32x4.extract_lane(hit, 1)) bump(counts, i32x4.extract_lane(idx, 1));
-    if (i32x4.extract_lane(hit, 2)) bump(counts, i32x4.extract_lane(idx, 2));
-    if (i32x4.extract_lane(hit, 3)) bump(counts, i32x4.extract_lane(idx, 3));
+    if (i32x4.extract_lane(hit, 0)) bumpT(counts, i32x4.extract_lane(idx, 0), list);
+    if (i32x4.extract_lane(hit, 1)) bumpT(counts, i32x4.extract_lane(idx, 1), list);
+    if (i32x4.extract_lane(hit, 2)) bumpT(counts, i32x4.extract_lane(idx, 2), list);
+    if (i32x4.extract_lane(hit, 3)) bumpT(counts, i32x4.extract_lane(idx, 3), list);
   }
   for (; j < n; j++) {
     const o = <usize>j << 2;
     const k = reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK;
     const rel = (k >>> HI_SHIFT) - lo;
-    if (rel < width) bump(counts, <i32>((rel << HI_SHIFT) | (k & LO_MASK)));
+    if (rel < width) bumpT(counts, <i32>((rel << HI_SHIFT) | (k & LO_MASK)), list);
   }
 }
 
@@ -215,7 +215,7 @@ export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32,
  * lanes, the misses into a spare counter at counts·[width·2¹⁵] (no branch per lane to mispredict).
  */
 export function windowDeltas2(
-  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize, list0: usize, list1: usize,
 ): void {
   const mask = i32x4.splat(KEY_MASK);
   const low = i32x4.splat(LO_MASK);
@@ -235,17 +235,17 @@ export function windowDeltas2(
     const hit1 = i32x4.lt_u(rel1, wv);
     if (v128.any_true(hit0)) {
       const idx = v128.bitselect(v128.or(i32x4.shl(rel0, HI_SHIFT), v128.and(k0, low)), spare, hit0);
-      bump(counts0, i32x4.extract_lane(idx, 0));
-      bump(counts0, i32x4.extract_lane(idx, 1));
-      bump(counts0, i32x4.extract_lane(idx, 2));
-      bump(counts0, i32x4.extract_lane(idx, 3));
+      bumpT(counts0, i32x4.extract_lane(idx, 0), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 1), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 2), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 3), list0);
     }
     if (v128.any_true(hit1)) {
       const idx = v128.bitselect(v128.or(i32x4.shl(rel1, HI_SHIFT), v128.and(k1, low)), spare, hit1);
-      bump(counts1, i32x4.extract_lane(idx, 0));
-      bump(counts1, i32x4.extract_lane(idx, 1));
-      bump(counts1, i32x4.extract_lane(idx, 2));
-      bump(counts1, i32x4.extract_lane(idx, 3));
+      bumpT(counts1, i32x4.extract_lane(idx, 0), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 1), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 2), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 3), list1);
     }
   }
   for (; j < n; j++) {
@@ -255,9 +255,48 @@ export function windowDeltas2(
     const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
     const rel0 = (k0 >>> HI_SHIFT) - lo0;
     const rel1 = (k1 >>> HI_SHIFT) - lo1;
-    if (rel0 < width) bump(counts0, <i32>((rel0 << HI_SHIFT) | (k0 & LO_MASK)));
-    if (rel1 < width) bump(counts1, <i32>((rel1 << HI_SHIFT) | (k1 & LO_MASK)));
+    if (rel0 < width) bumpT(counts0, <i32>((rel0 << HI_SHIFT) | (k0 & LO_MASK)), list0);
+    if (rel1 < width) bumpT(counts1, <i32>((rel1 << HI_SHIFT) | (k1 & LO_MASK)), list1);
   }
+}
+
+/**
+ * A window counter's bump that also lists the counter when it leaves 0 (list: [length, indices…]),
+ * so that takeTouched visits only the few thousand counters a block touched, not all of them.
+ */
+// @ts-ignore: decorator
+@inline
+function bumpT(counts: usize, b: i32, list: usize): void {
+  const p = counts + (<usize>b << 2);
+  const v = load<u32>(p);
+  store<u32>(p, v + 1);
+  if (v == 0) {
+    const n = load<u32>(list);
+    store<u32>(list + 4 + (<usize>n << 2), b);
+    store<u32>(list, n + 1);
+  }
+}
+
+/**
+ * Moves the listed counters (bumpT) to pairs (index, count) at out, zeroing them and the list, in
+ * the order they were first touched; indices ≥ span (the spare counter) are zeroed, not paired.
+ * Returns how many pairs.
+ */
+export function takeTouched(counts: usize, list: usize, span: u32, out: usize): i32 {
+  const n = load<u32>(list);
+  let k = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const b = load<u32>(list + 4 + (<usize>i << 2));
+    const p = counts + (<usize>b << 2);
+    const c = load<u32>(p);
+    store<u32>(p, 0);
+    if (b >= span) continue;
+    store<u32>(out + (<usize>k << 3), b);
+    store<u32>(out + (<usize>k << 3), c, 4);
+    k++;
+  }
+  store<u32>(list, 0);
+  return k;
 }
 
 /**
@@ -473,7 +512,8 @@ export function linear4(
  * histogram outside its windows is then known only as "above" and "below". above: two u32 counts.
  */
 export function windowAbove2(
-  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize, above: usize,
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
+  list0: usize, list1: usize, above: usize,
 ): void {
   const mask = i32x4.splat(KEY_MASK);
   const low = i32x4.splat(LO_MASK);
@@ -498,17 +538,17 @@ export function windowAbove2(
     const hit1 = i32x4.lt_u(rel1, wv);
     if (v128.any_true(hit0)) {
       const idx = v128.bitselect(v128.or(i32x4.shl(rel0, HI_SHIFT), v128.and(k0, low)), spare, hit0);
-      bump(counts0, i32x4.extract_lane(idx, 0));
-      bump(counts0, i32x4.extract_lane(idx, 1));
-      bump(counts0, i32x4.extract_lane(idx, 2));
-      bump(counts0, i32x4.extract_lane(idx, 3));
+      bumpT(counts0, i32x4.extract_lane(idx, 0), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 1), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 2), list0);
+      bumpT(counts0, i32x4.extract_lane(idx, 3), list0);
     }
     if (v128.any_true(hit1)) {
       const idx = v128.bitselect(v128.or(i32x4.shl(rel1, HI_SHIFT), v128.and(k1, low)), spare, hit1);
-      bump(counts1, i32x4.extract_lane(idx, 0));
-      bump(counts1, i32x4.extract_lane(idx, 1));
-      bump(counts1, i32x4.extract_lane(idx, 2));
-      bump(counts1, i32x4.extract_lane(idx, 3));
+      bumpT(counts1, i32x4.extract_lane(idx, 0), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 1), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 2), list1);
+      bumpT(counts1, i32x4.extract_lane(idx, 3), list1);
     }
   }
   let a0: u32 = i32x4.extract_lane(up0, 0) + i32x4.extract_lane(up0, 1) + i32x4.extract_lane(up0, 2) + i32x4.extract_lane(up0, 3);
@@ -521,9 +561,9 @@ export function windowAbove2(
     const h0 = k0 >>> HI_SHIFT;
     const h1 = k1 >>> HI_SHIFT;
     if (h0 >= lo0 + width) a0++;
-    else if (h0 >= lo0) bump(counts0, <i32>(((h0 - lo0) << HI_SHIFT) | (k0 & LO_MASK)));
+    else if (h0 >= lo0) bumpT(counts0, <i32>(((h0 - lo0) << HI_SHIFT) | (k0 & LO_MASK)), list0);
     if (h1 >= lo1 + width) a1++;
-    else if (h1 >= lo1) bump(counts1, <i32>(((h1 - lo1) << HI_SHIFT) | (k1 & LO_MASK)));
+    else if (h1 >= lo1) bumpT(counts1, <i32>(((h1 - lo1) << HI_SHIFT) | (k1 & LO_MASK)), list1);
   }
   store<u32>(above, a0);
   store<u32>(above, a1, 4);
