@@ -22,27 +22,30 @@ export interface EmbeddedOptions {
 export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}): Promise<JobResult> {
   const started = performance.now();
   const op = opFor(spec);
-  const plan = await op.plan(spec);
-  const jobs = inFileOrder(plan.tasks.flatMap((t) => t.jobs));
-  options.onEvent?.({
-    type: 'planned',
-    op: plan.op,
-    tasks: plan.tasks.length,
-    tensors: jobs.length,
-    inputBytes: plan.totalInputBytes,
-    outputBytes: plan.totalOutputBytes,
-    outputs: plan.outputs.map((o) => o.label),
-  });
-  for (const w of plan.warnings) options.onEvent?.({ type: 'warning', message: w });
-
-  const out = (spec as { out?: string }).out;
-  const assembler = plan.outputs.length > 0 && out !== undefined
-    ? OutputAssembler.prepare(plan, out, { force: (spec as { force?: boolean }).force ?? false })
-    : undefined;
-  let pool: ThreadPool | undefined;
-  let last = { bytesRead: 0, bytesWritten: 0 };
+  // the threads start (load their modules, compile the SIMD kernels) while this one plans
+  const starting = ThreadPool.create(options.threads ?? availableParallelism());
+  starting.catch(() => undefined); // its error, if any, is thrown below, after the plan's
+  let assembler: OutputAssembler | undefined;
   try {
-    pool = await ThreadPool.create(options.threads ?? availableParallelism());
+    const plan = await op.plan(spec);
+    const jobs = inFileOrder(plan.tasks.flatMap((t) => t.jobs));
+    options.onEvent?.({
+      type: 'planned',
+      op: plan.op,
+      tasks: plan.tasks.length,
+      tensors: jobs.length,
+      inputBytes: plan.totalInputBytes,
+      outputBytes: plan.totalOutputBytes,
+      outputs: plan.outputs.map((o) => o.label),
+    });
+    for (const w of plan.warnings) options.onEvent?.({ type: 'warning', message: w });
+
+    const out = (spec as { out?: string }).out;
+    assembler = plan.outputs.length > 0 && out !== undefined
+      ? OutputAssembler.prepare(plan, out, { force: (spec as { force?: boolean }).force ?? false })
+      : undefined;
+    const pool = await starting;
+    let last = { bytesRead: 0, bytesWritten: 0 };
     const results = await executeJobs(jobs, pool, {
       ...(assembler ? { outputDirs: assembler.outputDirs } : {}),
       // a finished tensor's bytes are final: its shards' hashes advance while the rest computes
@@ -70,7 +73,7 @@ export async function runEmbedded(spec: JobSpec, options: EmbeddedOptions = {}):
     assembler?.abort();
     throw err;
   } finally {
-    await pool?.close();
+    await (await starting.catch(() => undefined))?.close();
   }
 }
 
