@@ -29,6 +29,18 @@ export interface BlockInfo {
   readonly length: number;
   /** elements per row */
   readonly rowLength: number;
+  /** the inputs' BF16 bytes, when the runner left them undecoded for a kernel that reads them itself (readsRawBf16) */
+  readonly bf16?: RawBf16;
+}
+
+/**
+ * BF16 inputs not yet decoded: `raw[i]` holds input i's bytes (in the SIMD backend's memory), and
+ * `inputs[i]` is decoded only by `decode()` (once; later calls do nothing). A kernel that reads raw
+ * BF16 on one path calls decode() before any path that reads `inputs`.
+ */
+export interface RawBf16 {
+  readonly raw: readonly Uint8Array[];
+  decode(): void;
 }
 
 export interface TensorInfo {
@@ -72,6 +84,12 @@ export interface KernelDef<P = unknown, S = unknown> {
   readonly releasesAccumulator?: boolean;
   /** turns the folded accumulator into the state for the next pass */
   finish?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): S;
+  /**
+   * whether this pass (a reduce pass, or 'map') may read BF16 inputs raw: if so, and every input is
+   * BF16 in block mode and the SIMD backend holds them, the runner gives them as `block.bf16`
+   * instead of decoding them first
+   */
+  readsRawBf16?(pass: number | 'map', params: P, info: TensorInfo): boolean;
   /** map pass: fills `outputs[k][0..block.length)` for every output k */
   map?(params: P, state: S | undefined, inputs: readonly Float32Array[], outputs: readonly Float32Array[], block: BlockInfo): void;
   /** outputs computed from the final state rather than block by block (each the full output tensor) */

@@ -13,7 +13,7 @@ import type { BlockInfo } from '../core/kernel-contract.js';
 import { rowLengthOf, type Block, type InputRef, type TensorJob } from '../core/plan.js';
 import { kernelFor } from './kernels/registry.js';
 import { decodeInto, encodeFrom } from './simd/simd-codec.js';
-import { simdBytes, simdFloats } from './simd/simd-module.js';
+import { simdBytes, simdFloats, simdFor } from './simd/simd-module.js';
 
 export interface BlockRequest {
   readonly job: TensorJob;
@@ -70,6 +70,10 @@ export class BlockRunner {
     let bytesRead = 0;
     const inputs: Float32Array[] = [];
     const rowLength = rowLengthOf(job.shape);
+    const tensorInfo = { tensor: job.name, shape: job.shape, numel: job.shape.reduce((a, b) => a * b, 1), blockCount: -1 };
+    // a kernel that reads BF16 itself on this pass gets the raw bytes, decoded only if it asks
+    const bf16 = job.inputs.every((r) => r.dtype === 'BF16' && (r.mode ?? 'block') === 'block')
+      && kernel.readsRawBf16?.(req.pass, job.params, tensorInfo) === true ? [] as Uint8Array[] : undefined;
     for (let i = 0; i < job.inputs.length; i++) {
       const ref = job.inputs[i]!;
       if (!isFloatDType(ref.dtype)) {
@@ -92,9 +96,12 @@ export class BlockRunner {
       await this.readInto(ref.file, ref.offset + start * size, raw);
       bytesRead += raw.length;
       const f = this.floatBuffer(this.f32In, i, count);
-      decodeInto(ref.dtype as FloatDType, raw, f, count);
+      if (bf16) bf16.push(raw);
+      else decodeInto(ref.dtype as FloatDType, raw, f, count);
       inputs.push(f);
     }
+    let undecoded = bf16 !== undefined && simdFor(...bf16) !== undefined;
+    if (bf16 && !undecoded) for (let i = 0; i < inputs.length; i++) decodeInto('BF16', bf16[i]!, inputs[i]!, n);
     const info: BlockInfo = {
       tensor: job.name,
       shape: job.shape,
@@ -102,8 +109,17 @@ export class BlockRunner {
       start: block.start,
       length: n,
       rowLength,
+      ...(bf16 && undecoded ? {
+        bf16: {
+          raw: bf16,
+          decode: () => {
+            if (!undecoded) return;
+            undecoded = false;
+            for (let i = 0; i < inputs.length; i++) decodeInto('BF16', bf16[i]!, inputs[i]!, n);
+          },
+        },
+      } : {}),
     };
-    const tensorInfo = { tensor: job.name, shape: job.shape, numel: job.shape.reduce((a, b) => a * b, 1), blockCount: -1 };
 
     if (req.pass !== 'map') {
       const len = kernel.partialLength?.(req.pass, job.params, req.state, tensorInfo) ?? 0;

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeBlock } from '../../core/dtypes.js';
 import type { KernelName } from '../../core/kernel-contract.js';
 import type { InputMode, InputRef, TensorJob } from '../../core/plan.js';
 import { executeJobs, type BlockDispatcher } from '../../worker/tensor-executor.js';
@@ -35,6 +36,8 @@ export interface KernelRun {
   readonly outputs?: readonly number[];
   readonly name?: string;
   readonly dispatcher?: BlockDispatcher;
+  /** how the block-mode inputs are stored (default F32; BF16 rounds them to nearest even) */
+  readonly dtype?: 'F32' | 'BF16';
 }
 
 export interface KernelOutcome {
@@ -63,6 +66,14 @@ export async function runKernels(runs: readonly KernelRun[], dispatcher?: BlockD
       let offset = 0;
       for (const raw of run.inputs) {
         const x: KernelInput = raw instanceof Float32Array ? { data: raw } : raw;
+        if (run.dtype === 'BF16' && (x.mode ?? 'block') === 'block') {
+          const bytes = new Uint8Array(2 * x.data.length);
+          encodeBlock('BF16', x.data, bytes, x.data.length);
+          parts.push(Buffer.from(bytes.buffer));
+          refs.push({ file, offset, dtype: 'BF16' });
+          offset += bytes.length;
+          continue;
+        }
         parts.push(Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength));
         refs.push(x.mode && x.mode !== 'block' ? { file, offset, dtype: 'F32', mode: x.mode, shape: x.shape ?? [x.data.length] } : { file, offset, dtype: 'F32' });
         offset += x.data.byteLength;

@@ -14,7 +14,8 @@
  * A NaN or ±Inf vᵢ left out by the consensus still poisons the sum (it adds 0·vᵢ), as mergekit's
  * `(weighted_deltas * mask).sum()` does; a NaN vote elects −1 (a NaN comparison is false).
  */
-import { simdFor } from '../simd/simd-module.js';
+import type { RawBf16 } from '../../core/kernel-contract.js';
+import { simdFor, simdUse } from '../simd/simd-module.js';
 
 export interface CombineArgs {
   readonly vs: readonly Float32Array[];
@@ -153,6 +154,8 @@ export interface ThinnedSumArgs {
   readonly n: number;
   readonly normalize: boolean;
   readonly lambda: number;
+  /** the inputs as undecoded BF16 (two models): the SIMD loop reads them raw, other paths decode them first */
+  readonly bf16?: RawBf16;
 }
 
 /**
@@ -190,6 +193,16 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
   const w = weights.map(fr);
   const lam = fr(a.lambda);
   const norm = a.normalize;
+  const raw = a.bf16?.raw;
+  if (m === 2 && raw) {
+    const k = simdFor(out, ...raw);
+    if (k) {
+      simdUse.rawBf16++;
+      k.tiesMap2Bf16(raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, out.byteOffset, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam);
+      return true;
+    }
+  }
+  a.bf16?.decode();
   const base = inputs[0]!;
   const x0 = inputs[1]!, x1 = inputs[2]!;
   if (m === 2) {

@@ -34,7 +34,8 @@
  * order, so the result does not depend on which thread ran which block.
  */
 import { WeightspaceError } from '../../core/errors.js';
-import { simdFor, simdWords, type SimdKernels } from '../simd/simd-module.js';
+import type { RawBf16 } from '../../core/kernel-contract.js';
+import { simdFor, simdUse, simdWords, type SimdKernels } from '../simd/simd-module.js';
 
 export const SELECT_PASSES = 5;
 
@@ -348,7 +349,7 @@ export function selectTake(pass: number): Float64Array | undefined {
  * fallback) take key arrays through selectReduce.
  */
 export function selectReduceDeltas(
-  pass: 0 | 1 | 2, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock,
+  pass: 0 | 1 | 2, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock, bf16?: RawBf16,
 ): void {
   const base = inputs[0]!;
   if (pass === 0 || pass === 1) {
@@ -363,16 +364,18 @@ export function selectReduceDeltas(
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
       const w = pass === 0 && windows && SELECT_LIMITS.windows && windowScratch(cuts.length) ? windows : undefined;
       const fused = w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
-      if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused)) {
+      if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
         SELECT_STATS.fusedWindowBlocks++;
         return;
       }
+      bf16?.decode();
       if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
       else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
       if (w) collectWindows(k, cuts, state, inputs, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
+    bf16?.decode();
     if (sources === 2 && live[0] && live[1]) {
       // both models in one loop: the base is read once
       nTouched = histDeltas2(base, inputs[1]!, inputs[2]!, n, hist, touched, nTouched);
@@ -532,9 +535,12 @@ function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly numb
  */
 function lumpedWindows(
   k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock,
-  [c0, c1, lo0, lo1]: [number, number, number, number],
+  [c0, c1, lo0, lo1]: [number, number, number, number], bf16: RawBf16 | undefined,
 ): boolean {
-  k.windowAbove2(inputs[0]!.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, lo0, lo1, WIN_WIDTH,
+  // the BF16 blocks as they are, when the runner left them undecoded (they are in the SIMD memory)
+  const at = (i: number): number => (bf16 ? bf16.raw[i]! : inputs[i]!).byteOffset;
+  if (bf16) simdUse.rawBf16++;
+  (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(at(0), at(1), at(2), n, lo0, lo1, WIN_WIDTH,
     windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
   );
   const sides: [number, number, number][] = [[c0, lo0, simdAbove[0]!], [c1, lo1, simdAbove[1]!]];

@@ -1,6 +1,6 @@
 import { fillUniforms, tensorKey } from '../../core/counter-rng.js';
 import { WeightspaceError, q } from '../../core/errors.js';
-import type { BlockInfo, KernelDef, TensorInfo } from '../../core/kernel-contract.js';
+import type { BlockInfo, KernelDef, RawBf16, TensorInfo } from '../../core/kernel-contract.js';
 import type { TaskArithmeticParams } from '../../core/specs/merge-spec.js';
 import { combine, combineThinnedSum } from './ta-combine.js';
 import { dellaRowProbs } from './ta-della.js';
@@ -222,6 +222,7 @@ function fusedSettings(
       if (t >= 0x7f800000) return false;
       thresholds[i] = t - 1;
       thresholdsAfter[i] = t;
+      block.bf16?.decode();
       splits[i] = tieEnd(t, kept, inputs[0]!, inputs[i + 1]!, block.length);
     }
   }
@@ -232,10 +233,17 @@ function fusedSettings(
  * TIES' fused map over the block, in segments between the models' splits (each segment has one
  * threshold per model). False (nothing written) when the model count has no fused loop.
  */
-function fusedMap(p: TaskArithmeticParams, inputs: readonly Float32Array[], out: Float32Array, n: number): boolean {
+function fusedMap(p: TaskArithmeticParams, inputs: readonly Float32Array[], out: Float32Array, n: number, bf16: RawBf16 | undefined): boolean {
   const models = p.weights.length;
   const ins = inputs.length === models + 1 ? inputs : inputs.slice(0, models + 1);
   const cuts = [...new Set(splits.filter((s) => s > 0 && s < n))].sort((a, b) => a - b);
+  if (cuts.length === 0 && bf16 && bf16.raw.length === models + 1) {
+    // the whole block in one segment: the loop may read the BF16 inputs raw
+    return combineThinnedSum({
+      inputs: ins, factors, thresholds: segment(0), weights: p.weights, out, n, normalize: p.normalize, lambda: p.lambda, bf16,
+    });
+  }
+  bf16?.decode();
   let from = 0;
   for (const to of [...cuts, n]) {
     const done = combineThinnedSum({
@@ -288,6 +296,11 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     return pass < planOf(params, info.numel).selectPasses && selectSkip(pass, state?.select);
   },
 
+  readsRawBf16(pass, params) {
+    // the windows of pass 0 and the fused map have loops that read two models' BF16 blocks as they are
+    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && params.weights.length === 2;
+  },
+
   foldsBySum(pass, params, info) {
     // the L1 pass (after the select passes, if any) sums
     const selectPasses = planOf(params, info.numel).selectPasses;
@@ -299,9 +312,11 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const n = block.length;
     const plan = planOf(params, numelOf(block.shape));
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
+    // pass 0's windows may read BF16 raw (readsRawBf16); every other path reads the decoded inputs
+    if (pass !== 0 || pass >= plan.selectPasses) block.bf16?.decode();
     if (pass <= 2 && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
-      selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) });
+      selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) }, block.bf16);
       return selectTake(pass);
     }
     if (pass < plan.selectPasses) {
@@ -369,11 +384,12 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     // with no select pass run (every cut trivial), the initial state says which cuts keep all or nothing
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
     if (params.sparsify === 'magnitude' && params.consensus === 'sum' && (models === 2 || models === 3) && fusedSettings(params, state, sel, block, inputs)) {
-      if (fusedMap(params, inputs, out, n)) {
+      if (fusedMap(params, inputs, out, n, block.bf16)) {
         for (let k = 1; k < outputs.length; k++) outputs[k]!.set(out.subarray(0, n));
         return;
       }
     }
+    block.bf16?.decode();
     scratch(models, n);
     computeDeltas(inputs, models, n);
 

@@ -27,6 +27,10 @@ export interface SimdKernels {
     base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
     list0: number, list1: number, above: number,
   ): void;
+  windowAbove2Bf16(
+    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
+    list0: number, list1: number, above: number,
+  ): void;
   takeTouched(counts: number, list: number, span: number, out: number): number;
   takeCounts(hist: number, len: number, out: number): number;
   localBucket(hist: number, need: number): number;
@@ -42,6 +46,11 @@ export interface SimdKernels {
   linear4(
     x0: number, x1: number, x2: number, x3: number, terms: number,
     c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
+  ): void;
+  tiesMap2Bf16(
+    base: number, x0: number, x1: number, out: number, n: number,
+    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
+    w0: number, w1: number, norm: number, lambda: number,
   ): void;
   tiesMap3(
     base: number, x0: number, x1: number, x2: number, out: number, n: number,
@@ -97,7 +106,7 @@ export function simdEnabled(): boolean {
 }
 
 /** How many times this thread's kernels chose the SIMD loops (tests check that a path really ran there). */
-export const simdUse = { calls: 0 };
+export const simdUse = { calls: 0, rawBf16: 0 };
 
 /** The kernels, when every array given lives in the module's memory (and the backend is on). */
 export function simdFor(...arrays: readonly ArrayBufferView[]): SimdKernels | undefined {

@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly name?: string;
   /** a dispatcher other than the inline pool (e.g. one that runs blocks out of order) */
   readonly dispatcher?: BlockDispatcher;
+  /** how the inputs are stored (default F32) */
+  readonly dtype?: 'F32' | 'BF16';
 }
 
 /** Runs kernel `kernel` on `inputs` (each of `shape`) and returns output 0. */
@@ -28,6 +30,7 @@ export async function runKernel(
     kernel, params, shape, inputs,
     name: options.name ?? 'model.layers.0.mlp.down_proj.weight',
     ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    ...(options.dtype ? { dtype: options.dtype } : {}),
   });
   return r.outputs[0]!;
 }

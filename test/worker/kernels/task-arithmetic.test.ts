@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { tensorKey, uniformAt } from '../../../core/counter-rng.js';
+import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
 import { BLOCK_ELEMENTS, blocksOf } from '../../../core/plan.js';
 import { dellaRowProbs } from '../../../worker/kernels/ta-della.js';
 import { SELECT_LIMITS, SELECT_STATS } from '../../../worker/kernels/ta-select.js';
@@ -373,6 +374,40 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       const spec = await withLimits({}, [base, ...two]);
       expect(same(small.out, spec.out)).toBe(true);
     });
+  });
+
+  // BF16 checkpoints: with two models, pass 0's windows and the fused map read the blocks as they
+  // are (no decoded copy); every path must give the bytes of the same values given as F32
+  describe('BF16 blocks read raw', () => {
+    const bf = (x: Float32Array): Float32Array => {
+      const bytes = new Uint8Array(2 * x.length);
+      encodeBlock('BF16', x, bytes, x.length);
+      const out = new Float32Array(x.length);
+      decodeBlock('BF16', bytes, out, x.length);
+      return out;
+    };
+    const ins = [base, ...models.slice(0, 2)].map(bf);
+    for (const [label, p] of [
+      ['ties', { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.3] }],
+      ['ties, negative weight, one not thinned, unnormalized', { ...TIES, normalize: false, lambda: 0.8, weights: [1, -0.6], densities: [0.3, 1] }],
+      ['ties, rescale l1 (an L1 pass that decodes)', { ...TIES, rescale: 'l1', weights: [0.5, 0.5], densities: [0.4, 0.6] }],
+      ['breadcrumbs_ties (not read raw)', { sparsify: 'breadcrumbs', consensus: 'sum', rescale: 'none', normalize: false, lambda: 1, weights: [0.5, 0.7], densities: [0.8, 0.5], gammas: [0.05, 0.01] }],
+    ] as [string, Ref][]) {
+      it(label, async () => {
+        const before = simdUse.rawBf16;
+        const raw = await runKernel('task-arithmetic', p, ins, shape, { name, dtype: 'BF16' });
+        if (p.sparsify === 'magnitude') expect(simdUse.rawBf16).toBeGreaterThan(before);
+        const decoded = await runKernel('task-arithmetic', p, ins, shape, { name });
+        expect(Buffer.from(raw.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
+        setSimdEnabled(false);
+        try {
+          const js = await runKernel('task-arithmetic', p, ins, shape, { name, dtype: 'BF16' });
+          expect(Buffer.from(js.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
+        } finally {
+          setSimdEnabled(true);
+        }
+      });
+    }
   });
 
   // two models: the fused TIES map's other specialisation

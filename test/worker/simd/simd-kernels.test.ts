@@ -284,4 +284,51 @@ describe('linear loop', () => {
       for (let k = 0; k < a.length; k++) expect(Buffer.from(bitsOf(a[k]!).buffer, a[k]!.byteOffset, 4 * n).equals(Buffer.from(b[k]!.buffer))).toBe(true);
     }
   });
+
+});
+
+describe('BF16 variants of the TIES loops', () => {
+  it('windowAbove2Bf16 and tiesMap2Bf16 read raw BF16 with the bits of the f32 loops on the decoded values', () => {
+    const n = 10_003;
+    const r = rng(21);
+    const raws = [0, 1, 2].map(() => simdBytes(2 * n));
+    const words = raws.map((b) => new Uint16Array(b.buffer, b.byteOffset, n));
+    for (let j = 0; j < n; j++) {
+      const b = Math.floor(r() * 0x7f00) | (r() < 0.5 ? 0x8000 : 0);
+      words[0]![j] = b;
+      // models near the base (small deltas, many ties) and some far, NaN, ±Inf
+      for (const w of [words[1]!, words[2]!]) w[j] = r() < 0.02 ? [0x7fc0, 0x7f80, 0xff80, 0x0001][Math.floor(r() * 4)]! : (b + Math.round((r() - 0.5) * 24)) & 0xffff;
+    }
+    const dec = raws.map((b) => {
+      const f = simdFloats(n);
+      decodeInto('BF16', b, f, n);
+      return f;
+    });
+    const span = 5 << 15;
+    const counts = simdWords(4 * (span + 4));
+    const lists = simdWords(4 * (span + 5));
+    const above = simdWords(4);
+    const pairs = simdWords(2 * span);
+    const out = [simdFloats(n), simdFloats(n)];
+    const k = kernels(...raws, ...dec, counts, lists, above, pairs, ...out);
+    const c = (i: number): number => counts.byteOffset + 4 * i * (span + 4);
+    const l = (i: number): number => lists.byteOffset + 4 * i * (span + 5);
+    const taken = (i: number): Map<number, number> => {
+      const m = k.takeTouched(c(i), l(i), span, pairs.byteOffset);
+      return new Map(Array.from({ length: m }, (_, q) => [pairs[2 * q]!, pairs[2 * q + 1]!]));
+    };
+    const lo = 0x3a00 >>> 0;
+    k.windowAbove2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, n, lo, lo + 3, 5, c(0), c(1), l(0), l(1), above.byteOffset);
+    k.windowAbove2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, n, lo, lo + 3, 5, c(2), c(3), l(2), l(3), above.byteOffset + 8);
+    expect([above[2], above[3]]).toEqual([above[0], above[1]]);
+    const w0 = taken(0);
+    expect(w0.size).toBeGreaterThan(0);
+    expect(taken(2)).toEqual(w0);
+    expect(taken(3)).toEqual(taken(1));
+    for (const norm of [1, 0]) {
+      k.tiesMap2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, out[0]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
+      k.tiesMap2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, out[1]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
+      expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
+    }
+  });
 });

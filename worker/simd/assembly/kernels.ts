@@ -4,6 +4,23 @@
 // the same bits as the JavaScript loop it stands for (see worker/simd/simd-kernels.ts).
 
 const KEY_MASK: u32 = 0x7fffffff;
+
+// An input's four (ld4) or one (ld1) f32 values from element j: T = f32 reads them, T = u16 reads
+// BF16 words and widens them (the value is the high half of the f32), so a loop written once
+// serves decoded blocks and raw BF16 ones.
+// @ts-ignore: decorator
+@inline
+function ld4<T>(p: usize, j: i32): v128 {
+  if (sizeof<T>() == 2) return i32x4.shl(v128.load16x4_u(p + (<usize>j << 1)), 16);
+  return v128.load(p + (<usize>j << 2));
+}
+
+// @ts-ignore: decorator
+@inline
+function ld1<T>(p: usize, j: i32): f32 {
+  if (sizeof<T>() == 2) return reinterpret<f32>(<u32>load<u16>(p + (<usize>j << 1)) << 16);
+  return load<f32>(p + (<usize>j << 2));
+}
 const HI_SHIFT: u32 = 15;
 const LO_MASK: u32 = 0x7fff;
 
@@ -328,7 +345,9 @@ export function takeCounts(hist: usize, len: i32, out: usize): i32 {
  * |δᵢ| < lᵢ]); elected sign p = [v₀ + v₁ ≥ 0]; kᵢ = p ? [vᵢ > 0] : [vᵢ < 0]; s = v₀k₀ + v₁k₁;
  * out = b + λ·(s / (d + [d = 0])), d = w₀k₀ + w₁k₁ (or b + λ·s unnormalised).
  */
-export function tiesMap2(
+// @ts-ignore: decorator
+@inline
+function tiesMap2Of<T>(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
@@ -346,9 +365,9 @@ export function tiesMap2(
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const x = thinned(fv0, f32x4.sub(v128.load(x0 + o), b), lv0, gm0, one);
-    const y = thinned(fv1, f32x4.sub(v128.load(x1 + o), b), lv1, gm1, one);
+    const b = ld4<T>(base, j);
+    const x = thinned(fv0, f32x4.sub(ld4<T>(x0, j), b), lv0, gm0, one);
+    const y = thinned(fv1, f32x4.sub(ld4<T>(x1, j), b), lv1, gm1, one);
     const p = f32x4.ge(f32x4.add(x, y), zero);
     const kx = agree(x, p, one, zero);
     const ky = agree(y, p, one, zero);
@@ -358,14 +377,29 @@ export function tiesMap2(
   }
   for (; j < n; j++) {
     const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const x = thinned1(f0, load<f32>(x0 + o) - b, l0, g0);
-    const y = thinned1(f1, load<f32>(x1 + o) - b, l1, g1);
+    const b = ld1<T>(base, j);
+    const x = thinned1(f0, ld1<T>(x0, j) - b, l0, g0);
+    const y = thinned1(f1, ld1<T>(x1, j) - b, l1, g1);
     const p = x + y >= 0;
     const kx = agree1(x, p);
     const ky = agree1(y, p);
     store<f32>(out + o, finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
   }
+}
+
+export function tiesMap2(
+  base: usize, x0: usize, x1: usize, out: usize, n: i32,
+  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap2Of<f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+}
+
+/** tiesMap2 with BF16 inputs (base and models as raw 16-bit words, widened as they are loaded). */
+export function tiesMap2Bf16(
+  base: usize, x0: usize, x1: usize, out: usize, n: i32,
+  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap2Of<u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
 }
 
 /** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
@@ -511,7 +545,9 @@ export function linear4(
  * window (high bucket ≥ start + width), counted four lanes at a time with no scatter: the block's
  * histogram outside its windows is then known only as "above" and "below". above: two u32 counts.
  */
-export function windowAbove2(
+// @ts-ignore: decorator
+@inline
+function windowAbove2Of<T>(
   base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
   list0: usize, list1: usize, above: usize,
 ): void {
@@ -525,10 +561,9 @@ export function windowAbove2(
   let up1 = i32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
-    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
+    const b = ld4<T>(base, j);
+    const k0 = v128.and(f32x4.sub(ld4<T>(x0, j), b), mask);
+    const k1 = v128.and(f32x4.sub(ld4<T>(x1, j), b), mask);
     // bucket − start: negative below the window (signed compare), ≥ width above it
     const rel0 = i32x4.sub(i32x4.shr_u(k0, HI_SHIFT), lov0);
     const rel1 = i32x4.sub(i32x4.shr_u(k1, HI_SHIFT), lov1);
@@ -554,10 +589,9 @@ export function windowAbove2(
   let a0: u32 = i32x4.extract_lane(up0, 0) + i32x4.extract_lane(up0, 1) + i32x4.extract_lane(up0, 2) + i32x4.extract_lane(up0, 3);
   let a1: u32 = i32x4.extract_lane(up1, 0) + i32x4.extract_lane(up1, 1) + i32x4.extract_lane(up1, 2) + i32x4.extract_lane(up1, 3);
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
-    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
+    const b = ld1<T>(base, j);
+    const k0 = reinterpret<u32>(ld1<T>(x0, j) - b) & KEY_MASK;
+    const k1 = reinterpret<u32>(ld1<T>(x1, j) - b) & KEY_MASK;
     const h0 = k0 >>> HI_SHIFT;
     const h1 = k1 >>> HI_SHIFT;
     if (h0 >= lo0 + width) a0++;
@@ -567,4 +601,19 @@ export function windowAbove2(
   }
   store<u32>(above, a0);
   store<u32>(above, a1, 4);
+}
+
+export function windowAbove2(
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
+  list0: usize, list1: usize, above: usize,
+): void {
+  windowAbove2Of<f32>(base, x0, x1, n, lo0, lo1, width, counts0, counts1, list0, list1, above);
+}
+
+/** windowAbove2 with BF16 inputs (base and models as raw 16-bit words, widened as they are loaded). */
+export function windowAbove2Bf16(
+  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize,
+  list0: usize, list1: usize, above: usize,
+): void {
+  windowAbove2Of<u16>(base, x0, x1, n, lo0, lo1, width, counts0, counts1, list0, list1, above);
 }
