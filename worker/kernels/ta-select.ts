@@ -15,7 +15,10 @@
  *           (a block that reuses the windows of the       alone: passes 1 and 2 are skipped
  *           block before sends its histogram lumped
  *           outside them, exact only inside all windows)
- *   pass 1  only when a lumped histogram was needed outside the windows: the histogram again, as pass 0
+ *   pass 1  only when a lumped histogram was needed outside the windows: the histogram again, and
+ *           one window for every block, around where the blocks' windows were; when it holds T's
+ *           bucket (the lumped histogram put T near the true one), it resolves the cut as pass 0's
+ *           would have, and pass 2 is skipped
  *   pass 2  per block, the bucket's distinct low 15 bits → T exactly, m = how many keys equal to T
  *           with their counts, appended in block order     are above, the block holding the m-th of
  *           (a few dozen pairs a block, however many        them and how many of them it keeps
@@ -29,9 +32,9 @@
  *
  * so an element is above the cut iff key > T, or key = T and it is among the first m such in flat
  * order. Passes a cut does not need are skipped (no block is read), so the usual case reads the
- * inputs once before the map (the windows resolve the cut), else twice. Each pass is O(n); a block
- * sends only the histogram buckets it touched and its records, folded (added, appended) in block
- * order, so the result does not depend on which thread ran which block.
+ * inputs once before the map (the windows resolve the cut), else twice, rarely three times. Each
+ * pass is O(n); a block sends only the histogram buckets it touched and its records, folded
+ * (added, appended) in block order, so the result does not depend on which thread ran which block.
  */
 import { WeightspaceError } from '../../core/errors.js';
 import type { RawBf16 } from '../../core/kernel-contract.js';
@@ -50,14 +53,17 @@ const KEY_MASK = 0x7fffffff;
  * get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
  * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
  */
-export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true };
+export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true };
 
 /** How often pass 0's windows resolved a cut, blocks lumped their histogram, and cuts needed pass 1's true histogram: tests check the paths ran. */
-export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0 };
+export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0 };
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
 const WIN_HALF = 2;
 const WIN_WIDTH = 2 * WIN_HALF + 1;
+// pass 1's windows (after windows that missed): one for all blocks, around where pass 0 put the cut
+const WIN1_WIDTH = 16;
+const WIN_MAX = WIN1_WIDTH;
 
 /** Where pass 0's accumulator and partial put a tensor's windows (task arithmetic gives it; SCE does not). */
 export interface WindowLayout {
@@ -91,6 +97,8 @@ export interface SelectState {
   /** after pass 1 ('cand') or 3 ('count'): the block holding the last tie above the cut, and how many ties it keeps */
   readonly tieBlock: number[];
   readonly tieRank: number[];
+  /** after pass 0 ('rehist'): the first bucket of the window pass 1 collects in every block (−1: none) */
+  readonly win: number[];
 }
 
 /** Initial state: cuts of rank ≤ 0 keep nothing, cuts of rank ≥ n keep everything, without any pass. */
@@ -105,6 +113,7 @@ export function initSelect(cuts: readonly Cut[], n: number): SelectState {
     room: cuts.map(() => 0),
     tieBlock: cuts.map(() => -1),
     tieRank: cuts.map(() => 0),
+    win: cuts.map(() => -1),
   };
 }
 
@@ -145,10 +154,13 @@ function windowRoom(numel: number): number {
 }
 
 /**
- * Where each live cut's window region starts in pass 0's accumulator (after the histograms), and
- * the end: [blocks seen, highest window start, lowest window end, used (−1: overflowed), records…],
- * a record being [block index, window start, k, (index, count)×k], index = (bucket − start)·2¹⁵ + low bits.
+ * Where each live cut's window region starts in pass 0's (and pass 1's) accumulator (after the
+ * histograms), and the end: [blocks seen, highest window start, lowest window end, used (−1:
+ * overflowed), lowest window start, highest window end, records…], a record being [block index,
+ * window start, k, (index, count)×k], index = (bucket − start)·2¹⁵ + low bits.
  */
+const WIN_HEADER = 6;
+
 function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): number[] {
   const kind = initSelect(cuts, numel).kind;
   const offs: number[] = [];
@@ -156,7 +168,7 @@ function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): nu
   let o = sources * HI_BUCKETS + 1;
   for (let c = 0; c < cuts.length; c++) {
     offs.push(o);
-    if (kind[c] === 'cut') o += 4 + windowRoom(numel);
+    if (kind[c] === 'cut') o += WIN_HEADER + windowRoom(numel);
   }
   offs.push(o);
   return offs;
@@ -166,7 +178,7 @@ export function selectAccumulatorLength(
   pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined, layout?: WindowLayout,
 ): number {
   if (pass === 0) return layout && SELECT_LIMITS.windows ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
-  if (pass === 1) return sources * HI_BUCKETS;
+  if (pass === 1) return layout && state?.win.some((w) => w >= 0) ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
   if (pass === 2) return state ? candidateOffsets(state)[cuts.length]! : 0;
   return selectPartialLength(pass, cuts);
 }
@@ -362,8 +374,8 @@ export function selectReduceDeltas(
       // the SIMD backend counts into a dense histogram of its own, then hands over the touched buckets
       const h = simdCounts.byteOffset;
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
-      const w = pass === 0 && windows && SELECT_LIMITS.windows && windowScratch(cuts.length) ? windows : undefined;
-      const fused = w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
+      const w = windows && SELECT_LIMITS.windows && (pass === 0 || state.win.some((x) => x >= 0)) && windowScratch(cuts.length) ? windows : undefined;
+      const fused = pass === 0 && w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
       if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
         SELECT_STATS.fusedWindowBlocks++;
         return;
@@ -371,7 +383,8 @@ export function selectReduceDeltas(
       bf16?.decode();
       if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
       else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
-      if (w) collectWindows(k, cuts, state, inputs, n, w);
+      if (w && pass === 0) collectWindows(k, cuts, state, inputs, n, w);
+      else if (w) collectPass1Windows(k, cuts, state, inputs, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -437,7 +450,7 @@ export interface WindowBlock {
 
 // per cut: the window's counters and one spare counter that the two-model loops' misses go to,
 // then the list of the counters the block touched ([length, indices…], see takeTouched)
-const WIN_SPAN = WIN_WIDTH << HI_SHIFT;
+const WIN_SPAN = WIN_MAX << HI_SHIFT;
 const WIN_AREA = WIN_SPAN + 4;
 const WIN_CUT = WIN_AREA + 1 + WIN_AREA;
 
@@ -455,7 +468,7 @@ const windowAt = (c: number): number => simdWindow.byteOffset + 4 * c * WIN_CUT;
 const listAt = (c: number): number => windowAt(c) + 4 * WIN_AREA;
 
 /** Moves cut c's touched window counters (zeroing them) to (index, count) pairs in simdWindowPairs; returns how many. */
-const takeWindow = (k: SimdKernels, c: number): number => k.takeTouched(windowAt(c), listAt(c), WIN_SPAN, simdWindowPairs.byteOffset);
+const takeWindow = (k: SimdKernels, c: number, width: number): number => k.takeTouched(windowAt(c), listAt(c), width << HI_SHIFT, simdWindowPairs.byteOffset);
 
 /**
  * Per cut (of those live), the start of its window in this block: WIN_HALF buckets below the
@@ -517,9 +530,22 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
   windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
 }
 
+/** Pass 1's windows: the same for every block of the tensor (SelectState.win), for the cuts that pass 0's windows missed. */
+function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): void {
+  const live: number[] = [];
+  for (let c = 0; c < cuts.length; c++) if (histogramLive(1, state, c) && state.win[c]! >= 0) live.push(c);
+  const base = inputs[0]!.byteOffset;
+  const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
+  if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
+    const [c0, c1] = live as [number, number];
+    k.windowDeltas2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1));
+  } else for (const c of live) k.windowDeltas(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c));
+  for (const c of live) appendWindowRecord(cuts, c, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH), inputs.length - 1, w.numel);
+}
+
 /** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
 function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
-  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, takeWindow(k, c), sources, numel));
+  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, WIN_WIDTH, takeWindow(k, c, WIN_WIDTH), sources, numel));
 }
 
 /**
@@ -547,11 +573,10 @@ function lumpedWindows(
   const sources = inputs.length - 1;
   const savedRecords = winLen;
   const savedTouched = nTouched;
-  const next = new Map<number, number>();
   const counts = new Array<number>(WIN_WIDTH);
   for (let i = 0; i < sides.length; i++) {
     const [c, lo, above] = sides[i]!;
-    const m = takeWindow(k, c);
+    const m = takeWindow(k, c, WIN_WIDTH);
     counts.fill(0);
     let inside = 0;
     for (let j = 0; j < m; j++) {
@@ -573,19 +598,19 @@ function lumpedWindows(
       winLen = savedRecords;
       for (let t = savedTouched; t < nTouched; t++) hist[touched[t]!] = 0;
       nTouched = savedTouched;
-      for (let r = i + 1; r < sides.length; r++) takeWindow(k, sides[r]![0]);
+      for (let r = i + 1; r < sides.length; r++) takeWindow(k, sides[r]![0], WIN_WIDTH);
       return false;
     }
-    appendWindowRecord(cuts, c, lo, m, sources, w.numel);
+    appendWindowRecord(cuts, c, lo, WIN_WIDTH, m, sources, w.numel);
     const off = cuts[c]!.source * HI_BUCKETS;
     for (let r = 0; r < WIN_WIDTH; r++) if (lo + r < HI_BUCKETS) lump(off + lo + r, counts[r]!);
     // no key lies above the last bucket or below the first: those counts are then 0
     if (lo + WIN_WIDTH < HI_BUCKETS) lump(off + lo + WIN_WIDTH, above);
     if (lo > 0) lump(off + lo - 1, n - above - inside);
-    next.set(c, Math.max(0, lo + own - WIN_HALF));
   }
   lump(sources * HI_BUCKETS, 1);
-  recentWindows.set(w.tensor, next);
+  // the next block keeps these windows (recentWindows): windows that agree leave the tensor's cut
+  // their whole width in common, where windows recentred on every block would drift apart
   return true;
 }
 
@@ -597,9 +622,9 @@ function lump(b: number, count: number): void {
 }
 
 /** Appends cut c's window record (its m (index, count) pairs, in simdWindowPairs) to the block's partial. */
-function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, m: number, sources: number, numel: number): void {
-  // a record: [−(region + 1), room, window start, k, (index, count)×k]; the sign tells it from a histogram pair
-  const len = 4 + 2 * m;
+function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, width: number, m: number, sources: number, numel: number): void {
+  // a record: [−(region + 1), room, window start, width, k, (index, count)×k]; the sign tells it from a histogram pair
+  const len = 5 + 2 * m;
   if (winRecords.length < winLen + len) {
     const grown = new Float64Array(Math.max(2 * winRecords.length, winLen + len));
     grown.set(winRecords.subarray(0, winLen));
@@ -610,6 +635,7 @@ function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, m: numb
   r[o++] = -(windowOffsets(cuts, sources, numel)[c]! + 1);
   r[o++] = windowRoom(numel);
   r[o++] = lo;
+  r[o++] = width;
   r[o++] = m;
   const p = simdWindowPairs;
   for (let j = 0; j < 2 * m; j++) r[o++] = p[j]!;
@@ -733,29 +759,31 @@ export function selectFold(pass: number, acc: Float64Array, partial: Float64Arra
       const off = -i - 1;
       const room = partial[p + 1]!;
       const lo = partial[p + 2]!;
-      const k = partial[p + 3]!;
-      const hi = lo + WIN_WIDTH - 1;
+      const hi = lo + partial[p + 3]! - 1;
+      const k = partial[p + 4]!;
       if (acc[off] === 0) {
-        acc[off + 1] = lo;
-        acc[off + 2] = hi;
+        acc[off + 1] = acc[off + 4] = lo;
+        acc[off + 2] = acc[off + 5] = hi;
       } else {
         acc[off + 1] = Math.max(acc[off + 1]!, lo);
         acc[off + 2] = Math.min(acc[off + 2]!, hi);
+        acc[off + 4] = Math.min(acc[off + 4]!, lo);
+        acc[off + 5] = Math.max(acc[off + 5]!, hi);
       }
       acc[off]!++;
       const used = acc[off + 3]!;
       if (used >= 0) {
         if (used + 3 + 2 * k > room) acc[off + 3] = -1;
         else {
-          const r = off + 4 + used;
+          const r = off + WIN_HEADER + used;
           acc[r] = blockIndex;
           acc[r + 1] = lo;
           acc[r + 2] = k;
-          acc.set(partial.subarray(p + 4, p + 4 + 2 * k), r + 3);
+          acc.set(partial.subarray(p + 5, p + 5 + 2 * k), r + 3);
           acc[off + 3] = used + 3 + 2 * k;
         }
       }
-      p += 4 + 2 * k;
+      p += 5 + 2 * k;
     }
     return;
   }
@@ -820,7 +848,7 @@ function windowEntries(acc: Float64Array, off: number, d: number, layout: Window
   const used = acc[off + 3]!;
   if (acc[off] !== layout.blockCount || used < 0 || acc[off + 1]! > d || acc[off + 2]! < d) return undefined;
   const e: BucketEntries = { blocks: [], lows: [], counts: [] };
-  for (let r = off + 4; r < off + 4 + used; r += 3 + 2 * acc[r + 2]!) {
+  for (let r = off + WIN_HEADER; r < off + WIN_HEADER + used; r += 3 + 2 * acc[r + 2]!) {
     const rel = (d - acc[r + 1]!) << HI_SHIFT;
     const k = acc[r + 2]!;
     for (let i = 0; i < k; i++) {
@@ -871,21 +899,28 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const room = [...state.room];
   const tieBlock = [...state.tieBlock];
   const tieRank = [...state.tieRank];
+  const win = [...state.win];
   const offs = pass === 2 ? candidateOffsets(state) : [];
-  const windowed = pass === 0 && layout !== undefined && SELECT_LIMITS.windows;
-  const woffs = windowed ? windowOffsets(cuts, layout.sources, layout.numel) : [];
+  // pass 0's windows, and pass 1's (one for all blocks) where pass 0's missed
+  const windowed = (pass === 0 && SELECT_LIMITS.windows) || (pass === 1 && state.win.some((x) => x >= 0));
+  const woffs = windowed && layout ? windowOffsets(cuts, layout.sources, layout.numel) : [];
   // blocks that sent their histogram only as counts above and below their windows: it is exact
   // between the highest window start and the lowest window end, and nowhere else
-  const lumped = windowed && acc[layout.sources * HI_BUCKETS]! > 0;
+  const lumped = pass === 0 && layout !== undefined && windowed && acc[layout.sources * HI_BUCKETS]! > 0;
   for (let c = 0; c < cuts.length; c++) {
     if (state.kind[c] !== 'cut') continue;
     if (pass === 0 || (pass === 1 && mode[c] === 'rehist')) {
       const off = cuts[c]!.source * HI_BUCKETS;
       const { d, above } = bucketOf(acc, off, HI_BUCKETS, need[c]!);
-      const w = windowed && SELECT_LIMITS.candidateCap > 0 ? windowEntries(acc, woffs[c]!, d, layout) : undefined;
+      const w = layout && windowed && SELECT_LIMITS.candidateCap > 0 && (pass === 0 || win[c]! >= 0) ? windowEntries(acc, woffs[c]!, d, layout) : undefined;
       if (!w && lumped) {
-        // T's bucket is outside some block's window, where that block's histogram is lumped: pass 1 counts it again
+        // T's bucket is outside some block's window, where that block's histogram is lumped: pass 1
+        // counts it again, with one window for every block around where the blocks' windows were
+        // (the lumped histogram's T is near the true one), so that pass 2 is not needed either
         mode[c] = 'rehist';
+        const r = woffs[c]!;
+        const span = acc[r + 5]! - acc[r + 4]! + 3;
+        win[c] = !SELECT_LIMITS.pass1Windows ? -1 : acc[r] === 0 || span > WIN1_WIDTH ? Math.max(0, d - WIN1_WIDTH / 2) : Math.max(0, acc[r + 4]! - 1);
         SELECT_STATS.histogramPasses++;
         continue;
       }
@@ -903,7 +938,8 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
         need[c] = r.m;
         t[c] = (d << HI_SHIFT) | r.d;
         mode[c] = 'done';
-        SELECT_STATS.resolvedByWindows++;
+        if (pass === 0) SELECT_STATS.resolvedByWindows++;
+        else SELECT_STATS.resolvedByPass1Windows++;
       }
       continue;
     }
@@ -946,7 +982,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
     need[c] = need[c]! - above;
     t[c] = (t[c]! << HI_SHIFT) | d;
   }
-  return { kind: state.kind, t, need, bucketCount, mode, room, tieBlock, tieRank };
+  return { kind: state.kind, t, need, bucketCount, mode, room, tieBlock, tieRank, win };
 }
 
 /** How many keys equal to T a block keeps: all, none, or (in the block holding the cut) a count. */

@@ -355,12 +355,20 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
       expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses + 2);
       expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
-      const saved = SELECT_LIMITS.windows;
-      SELECT_LIMITS.windows = false;
+      // pass 1 collects one window for all blocks around theirs: it holds the cut, so pass 2 is skipped
+      expect(SELECT_STATS.resolvedByPass1Windows).toBe(before.resolvedByPass1Windows + 2);
+      const saved = { ...SELECT_LIMITS };
       try {
+        SELECT_LIMITS.windows = false;
         expect(same(spec, await go())).toBe(true);
+        // without pass 1's windows, pass 2 collects the candidates in T's bucket: the same bytes
+        Object.assign(SELECT_LIMITS, saved, { pass1Windows: false });
+        const mid = { ...SELECT_STATS };
+        expect(same(spec, await go())).toBe(true);
+        expect(SELECT_STATS.histogramPasses).toBe(mid.histogramPasses + 2);
+        expect(SELECT_STATS.resolvedByPass1Windows).toBe(mid.resolvedByPass1Windows);
       } finally {
-        SELECT_LIMITS.windows = saved;
+        Object.assign(SELECT_LIMITS, saved);
       }
       // exactly ⌊ρn⌋ of each model's deltas are kept: the output differs from the base where one was
       let kept = 0;
