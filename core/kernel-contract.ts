@@ -31,6 +31,12 @@ export interface BlockInfo {
   readonly rowLength: number;
   /** the inputs' BF16 bytes, when the runner left them undecoded for a kernel that reads them itself (readsRawBf16) */
   readonly bf16?: RawBf16;
+  /**
+   * map pass, when the job has one output and it is BF16: where the map may write that output
+   * encoded itself (round to nearest even, NaN kept quiet, as the runner encodes), returning
+   * 'encoded' instead of filling outputs[0]
+   */
+  readonly bf16Out?: Uint8Array;
 }
 
 /**
@@ -91,7 +97,7 @@ export interface KernelDef<P = unknown, S = unknown> {
    */
   readsRawBf16?(pass: number | 'map', params: P, info: TensorInfo): boolean;
   /** map pass: fills `outputs[k][0..block.length)` for every output k */
-  map?(params: P, state: S | undefined, inputs: readonly Float32Array[], outputs: readonly Float32Array[], block: BlockInfo): void;
+  map?(params: P, state: S | undefined, inputs: readonly Float32Array[], outputs: readonly Float32Array[], block: BlockInfo): void | 'encoded';
   /** outputs computed from the final state rather than block by block (each the full output tensor) */
   emit?(params: P, state: S | undefined, info: TensorInfo): Float32Array[];
   /** a JSON-serialisable result for report operations */

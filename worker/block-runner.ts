@@ -131,7 +131,9 @@ export class BlockRunner {
 
     const outputs: Float32Array[] = [];
     for (let k = 0; k < job.outputs.length; k++) outputs.push(this.floatBuffer(this.f32Out, k, n));
-    kernel.map?.(job.params, req.state, inputs, outputs, info);
+    // one BF16 output: the kernel may encode it itself, in its own loop
+    const bf16Out = job.outputs.length === 1 && job.outputs[0]!.dtype === 'BF16' ? this.encodedBuffer(2 * n) : undefined;
+    const done = kernel.map?.(job.params, req.state, inputs, outputs, bf16Out ? { ...info, bf16Out } : info);
     let bytesWritten = 0;
     const chunks: OutputChunk[] = [];
     for (let k = 0; k < job.outputs.length; k++) {
@@ -139,7 +141,7 @@ export class BlockRunner {
       if (!isWritableFloatDType(o.dtype)) throw new WeightspaceError('internal', `tensor ${q(job.name)}: cannot encode ${o.dtype}`);
       const size = DTYPE_SIZE[o.dtype];
       const bytes = this.encodedBuffer(n * size);
-      encodeFrom(o.dtype, outputs[k]!, bytes, n);
+      if (done !== 'encoded') encodeFrom(o.dtype, outputs[k]!, bytes, n);
       bytesWritten += bytes.length;
       const chunk = this.emit(req, k, o.offset + block.start * size, bytes);
       if (chunk) chunks.push(chunk);

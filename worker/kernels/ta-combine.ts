@@ -156,6 +156,8 @@ export interface ThinnedSumArgs {
   readonly lambda: number;
   /** the inputs as undecoded BF16 (two models): the SIMD loop reads them raw, other paths decode them first */
   readonly bf16?: RawBf16;
+  /** with bf16: where the SIMD loop may write the result as BF16 instead of f32 into out (see the return value) */
+  readonly outBf16?: Uint8Array;
 }
 
 /**
@@ -166,7 +168,7 @@ export interface ThinnedSumArgs {
  * factor rounded to f32) and then calling `combine`. Returns false (nothing written) for other
  * model counts.
  */
-export function combineThinnedSum(a: ThinnedSumArgs): boolean {
+export function combineThinnedSum(a: ThinnedSumArgs): boolean | 'encoded' {
   const { inputs, thresholds, weights, out, n } = a;
   const m = inputs.length - 1;
   if (m !== 2 && m !== 3) return false;
@@ -195,11 +197,14 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean {
   const norm = a.normalize;
   const raw = a.bf16?.raw;
   if (m === 2 && raw) {
-    const k = simdFor(out, ...raw);
+    const enc = a.outBf16 && simdFor(a.outBf16) ? a.outBf16 : undefined;
+    const k = simdFor(enc ?? out, ...raw);
     if (k) {
       simdUse.rawBf16++;
-      k.tiesMap2Bf16(raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, out.byteOffset, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam);
-      return true;
+      (enc ? k.tiesMap2Bf16To16 : k.tiesMap2Bf16)(
+        raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, (enc ?? out).byteOffset, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam,
+      );
+      return enc ? 'encoded' : true;
     }
   }
   a.bf16?.decode();

@@ -52,6 +52,11 @@ export interface SimdKernels {
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
     w0: number, w1: number, norm: number, lambda: number,
   ): void;
+  tiesMap2Bf16To16(
+    base: number, x0: number, x1: number, out: number, n: number,
+    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
+    w0: number, w1: number, norm: number, lambda: number,
+  ): void;
   tiesMap3(
     base: number, x0: number, x1: number, x2: number, out: number, n: number,
     f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,

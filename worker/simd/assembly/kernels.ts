@@ -15,6 +15,26 @@ function ld4<T>(p: usize, j: i32): v128 {
   return v128.load(p + (<usize>j << 2));
 }
 
+// The store for four (st4) or one (st1) results at element j: O = f32 stores them, O = u16 encodes
+// them to BF16 first (as encodeBf16).
+// @ts-ignore: decorator
+@inline
+function st4<O>(p: usize, j: i32, v: v128): void {
+  if (sizeof<O>() == 2) {
+    const e = encode4(v, i32x4.splat(0x7fffffff), i32x4.splat(0x7f800000), i32x4.splat(0x7fff), i32x4.splat(1), i32x4.splat(0x0040));
+    v128.store64_lane(p + (<usize>j << 1), i16x8.narrow_i32x4_u(e, e), 0);
+  } else v128.store(p + (<usize>j << 2), v);
+}
+
+// @ts-ignore: decorator
+@inline
+function st1<O>(p: usize, j: i32, v: f32): void {
+  if (sizeof<O>() == 2) {
+    const b = reinterpret<u32>(v);
+    store<u16>(p + (<usize>j << 1), <u16>((b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x0040 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16));
+  } else store<f32>(p + (<usize>j << 2), v);
+}
+
 // @ts-ignore: decorator
 @inline
 function ld1<T>(p: usize, j: i32): f32 {
@@ -347,7 +367,7 @@ export function takeCounts(hist: usize, len: i32, out: usize): i32 {
  */
 // @ts-ignore: decorator
 @inline
-function tiesMap2Of<T>(
+function tiesMap2Of<T, O>(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
@@ -373,17 +393,16 @@ function tiesMap2Of<T>(
     const ky = agree(y, p, one, zero);
     const s = f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky));
     const d = f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky));
-    v128.store(out + o, finish(b, s, d, lam, one, zero, norm));
+    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm));
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
     const b = ld1<T>(base, j);
     const x = thinned1(f0, ld1<T>(x0, j) - b, l0, g0);
     const y = thinned1(f1, ld1<T>(x1, j) - b, l1, g1);
     const p = x + y >= 0;
     const kx = agree1(x, p);
     const ky = agree1(y, p);
-    store<f32>(out + o, finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
+    st1<O>(out, j, finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
   }
 }
 
@@ -391,7 +410,7 @@ export function tiesMap2(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+  tiesMap2Of<f32, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
 }
 
 /** tiesMap2 with BF16 inputs (base and models as raw 16-bit words, widened as they are loaded). */
@@ -399,7 +418,15 @@ export function tiesMap2Bf16(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+  tiesMap2Of<u16, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+}
+
+/** tiesMap2Bf16 that also writes BF16 (encodeBf16's rounding, in the same loop): out holds n 16-bit words. */
+export function tiesMap2Bf16To16(
+  base: usize, x0: usize, x1: usize, out: usize, n: i32,
+  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap2Of<u16, u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
 }
 
 /** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
