@@ -17,13 +17,44 @@ export const linearKernel: KernelDef<LinearParams> = {
   name: 'linear',
   doc: 'out_k = Σᵢ c_ki·xᵢ + b_k',
   passes: () => 0,
+  // the SIMD loops read BF16 inputs as they are, and write a single BF16 output encoded
+  readsRawBf16: (pass) => pass === 'map',
   map(params, _state, inputs, outputs, block) {
     const n = block.length;
+    const raw = block.bf16?.raw;
+    if (raw && outputs.length === 1 && block.bf16Out && combineRaw(params.coefficients[0]!, params.constants?.[0] ?? 0, raw, block.bf16Out, true, n)) {
+      return 'encoded';
+    }
     for (let k = 0; k < outputs.length; k++) {
-      combine(params.coefficients[k]!, params.constants?.[k] ?? 0, inputs, outputs[k]!, n);
+      const c = params.coefficients[k]!;
+      const b = params.constants?.[k] ?? 0;
+      if (raw && combineRaw(c, b, raw, outputs[k]!, false, n)) continue;
+      block.bf16?.decode();
+      combine(c, b, inputs, outputs[k]!, n);
     }
   },
 };
+
+/**
+ * combine's SIMD loop over undecoded BF16 inputs, into f32 `out` or (encoded) BF16 bytes; false
+ * (nothing written) when it has no loop for these terms.
+ */
+function combineRaw(c: readonly number[], b: number, raw: readonly Uint8Array[], out: Float32Array | Uint8Array, encoded: boolean, n: number): boolean {
+  const terms: Uint8Array[] = [];
+  const coef: number[] = [];
+  for (let i = 0; i < c.length; i++) {
+    if (c[i] !== 0) {
+      terms.push(raw[i]!);
+      coef.push(c[i]!);
+    }
+  }
+  if (terms.length === 0 || terms.length > 4) return false;
+  const k = simdFor(out, ...terms);
+  if (!k) return false;
+  const x = (i: number): number => (terms[i] ?? terms[0]!).byteOffset;
+  (encoded ? k.linear4Bf16To16 : k.linear4Bf16)(x(0), x(1), x(2), x(3), terms.length, coef[0]!, coef[1] ?? 0, coef[2] ?? 0, coef[3] ?? 0, b, out.byteOffset, n);
+  return true;
+}
 
 /** The fused loops for up to four terms (the common cases), a general loop beyond. */
 function combine(c: readonly number[], b: number, xs: readonly Float32Array[], out: Float32Array, n: number): void {

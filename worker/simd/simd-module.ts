@@ -47,6 +47,14 @@ export interface SimdKernels {
     x0: number, x1: number, x2: number, x3: number, terms: number,
     c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
   ): void;
+  linear4Bf16(
+    x0: number, x1: number, x2: number, x3: number, terms: number,
+    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
+  ): void;
+  linear4Bf16To16(
+    x0: number, x1: number, x2: number, x3: number, terms: number,
+    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
+  ): void;
   tiesMap2Bf16(
     base: number, x0: number, x1: number, out: number, n: number,
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,

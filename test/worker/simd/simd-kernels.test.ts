@@ -260,6 +260,36 @@ describe('linear loop', () => {
     }
   });
 
+  it('linear4Bf16 reads BF16 with the bits of linear4 on the decoded values; linear4Bf16To16 writes encodeBf16 of them', () => {
+    for (const n of [4099, 4096, 5]) {
+      const r = rng(n + 1);
+      const raws = [0, 1, 2, 3].map(() => simdBytes(2 * n));
+      for (const raw of raws) {
+        const w = new Uint16Array(raw.buffer, raw.byteOffset, n);
+        for (let j = 0; j < n; j++) w[j] = r() < 0.05 ? [0x7fc1, 0xff80, 0x8000, 0x0001][Math.floor(r() * 4)]! : Math.floor(r() * 0x10000) & 0xbfff;
+      }
+      const dec = raws.map((raw) => {
+        const f = simdFloats(n);
+        decodeInto('BF16', raw, f, n);
+        return f;
+      });
+      const want = simdFloats(n);
+      const got = simdFloats(n);
+      const enc = simdBytes(2 * n);
+      const wantEnc = simdBytes(2 * n);
+      const k = kernels(...raws, ...dec, want, got, enc, wantEnc);
+      const c = [0.5, -1.25, 1 / 3, 7e-3];
+      for (let terms = 1; terms <= 4; terms++) {
+        k.linear4(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, dec[3]!.byteOffset, terms, c[0]!, c[1]!, c[2]!, c[3]!, 0.1, want.byteOffset, n);
+        k.linear4Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[3]!.byteOffset, terms, c[0]!, c[1]!, c[2]!, c[3]!, 0.1, got.byteOffset, n);
+        expect(Buffer.from(bitsOf(got).buffer, got.byteOffset, 4 * n).equals(Buffer.from(bitsOf(want).buffer, want.byteOffset, 4 * n))).toBe(true);
+        k.linear4Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[3]!.byteOffset, terms, c[0]!, c[1]!, c[2]!, c[3]!, 0.1, enc.byteOffset, n);
+        k.encodeBf16(want.byteOffset, wantEnc.byteOffset, n);
+        expect(Buffer.from(enc).equals(Buffer.from(wantEnc))).toBe(true);
+      }
+    }
+  });
+
   it('the linear kernel gives the same bytes from its SIMD loop (inputs in the module memory) and its JavaScript loops', () => {
     const n = 1027;
     const r = rng(3);

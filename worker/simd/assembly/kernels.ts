@@ -19,10 +19,10 @@ function ld4<T>(p: usize, j: i32): v128 {
 // them to BF16 first (as encodeBf16).
 // @ts-ignore: decorator
 @inline
-function st4<O>(p: usize, j: i32, v: v128): void {
+function st4<O>(p: usize, j: i32, v: v128, bias: v128, one: v128, quiet: v128): void {
   if (sizeof<O>() == 2) {
-    const e = encode4(v, i32x4.splat(0x7fffffff), i32x4.splat(0x7f800000), i32x4.splat(0x7fff), i32x4.splat(1), i32x4.splat(0x0040));
-    v128.store64_lane(p + (<usize>j << 1), i16x8.narrow_i32x4_u(e, e), 0);
+    const e = encode4(v, bias, one, quiet);
+    store<u64>(p + (<usize>j << 1), i64x2.extract_lane(i16x8.narrow_i32x4_u(e, e), 0));
   } else v128.store(p + (<usize>j << 2), v);
 }
 
@@ -58,16 +58,14 @@ export function decodeBf16(src: usize, dst: usize, n: i32): void {
 /** f32 → bf16, round to nearest even; NaN stays NaN (quiet bit set). */
 export function encodeBf16(src: usize, dst: usize, n: i32): void {
   let j = 0;
-  const absMask = i32x4.splat(0x7fffffff);
-  const inf = i32x4.splat(0x7f800000);
   const bias = i32x4.splat(0x7fff);
   const one = i32x4.splat(1);
   const quiet = i32x4.splat(0x0040);
   for (; j + 8 <= n; j += 8) {
     const a = v128.load(src + (<usize>j << 2));
     const b = v128.load(src + (<usize>j << 2), 16);
-    const ra = encode4(a, absMask, inf, bias, one, quiet);
-    const rb = encode4(b, absMask, inf, bias, one, quiet);
+    const ra = encode4(a, bias, one, quiet);
+    const rb = encode4(b, bias, one, quiet);
     v128.store(dst + (<usize>j << 1), i16x8.narrow_i32x4_u(ra, rb));
   }
   for (; j < n; j++) {
@@ -79,10 +77,11 @@ export function encodeBf16(src: usize, dst: usize, n: i32): void {
 
 // @ts-ignore: decorator
 @inline
-function encode4(a: v128, absMask: v128, inf: v128, bias: v128, one: v128, quiet: v128): v128 {
+function encode4(a: v128, bias: v128, one: v128, quiet: v128): v128 {
   const hi = i32x4.shr_u(a, 16);
   const rounded = i32x4.shr_u(i32x4.add(i32x4.add(a, bias), v128.and(hi, one)), 16);
-  const nan = i32x4.gt_u(v128.and(a, absMask), inf);
+  // |bits| > 0x7f800000 exactly when the value is NaN: a float compare, one instruction
+  const nan = f32x4.ne(a, a);
   // narrow_u saturates signed inputs to [0, 65535]: values here are already in range
   return v128.bitselect(v128.or(hi, quiet), rounded, nan);
 }
@@ -382,6 +381,10 @@ function tiesMap2Of<T, O>(
   const lam = f32x4.splat(lambda);
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
+  // the BF16 encoder's constants (O = u16), hoisted out of the loop
+  const ebias = i32x4.splat(0x7fff);
+  const eone = i32x4.splat(1);
+  const equiet = i32x4.splat(0x0040);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
@@ -393,7 +396,7 @@ function tiesMap2Of<T, O>(
     const ky = agree(y, p, one, zero);
     const s = f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky));
     const d = f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky));
-    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm));
+    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm), ebias, eone, equiet);
   }
   for (; j < n; j++) {
     const b = ld1<T>(base, j);
@@ -524,7 +527,9 @@ function finish1(b: f32, s: f32, d: f32, lambda: f32, norm: i32): f32 {
  * The linear kernel's fused loops for one to four terms (linear.ts combine): each element is
  * computed in f64, ((c₀x₀ + c₁x₁) + …) + b, and rounded once to f32, two lanes at a time.
  */
-export function linear4(
+// @ts-ignore: decorator
+@inline
+function linear4Of<T, O>(
   x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, c0: f64, c1: f64, c2: f64, c3: f64, b: f64, out: usize, n: i32,
 ): void {
   const cv0 = f64x2.splat(c0);
@@ -533,38 +538,73 @@ export function linear4(
   const cv3 = f64x2.splat(c3);
   const bv = f64x2.splat(b);
   let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const v0 = v128.load(x0 + o);
-    let lo = f64x2.mul(cv0, f64x2.promote_low_f32x4(v0));
-    let hi = f64x2.mul(cv0, f64x2.promote_low_f32x4(i32x4.shuffle(v0, v0, 2, 3, 0, 1)));
-    if (terms > 1) {
-      const v = v128.load(x1 + o);
-      lo = f64x2.add(lo, f64x2.mul(cv1, f64x2.promote_low_f32x4(v)));
-      hi = f64x2.add(hi, f64x2.mul(cv1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+  if (sizeof<O>() == 2) {
+    // eight at a time: two groups encoded into one 16-byte store, as encodeBf16
+    const bias = i32x4.splat(0x7fff);
+    const one = i32x4.splat(1);
+    const quiet = i32x4.splat(0x0040);
+    for (; j + 8 <= n; j += 8) {
+      const ra = encode4(lin4<T>(x0, x1, x2, x3, terms, cv0, cv1, cv2, cv3, bv, j), bias, one, quiet);
+      const rb = encode4(lin4<T>(x0, x1, x2, x3, terms, cv0, cv1, cv2, cv3, bv, j + 4), bias, one, quiet);
+      v128.store(out + (<usize>j << 1), i16x8.narrow_i32x4_u(ra, rb));
     }
-    if (terms > 2) {
-      const v = v128.load(x2 + o);
-      lo = f64x2.add(lo, f64x2.mul(cv2, f64x2.promote_low_f32x4(v)));
-      hi = f64x2.add(hi, f64x2.mul(cv2, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
-    }
-    if (terms > 3) {
-      const v = v128.load(x3 + o);
-      lo = f64x2.add(lo, f64x2.mul(cv3, f64x2.promote_low_f32x4(v)));
-      hi = f64x2.add(hi, f64x2.mul(cv3, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
-    }
-    const rl = f32x4.demote_f64x2_zero(f64x2.add(lo, bv));
-    const rh = f32x4.demote_f64x2_zero(f64x2.add(hi, bv));
-    v128.store(out + o, i32x4.shuffle(rl, rh, 0, 1, 4, 5));
+  } else {
+    for (; j + 4 <= n; j += 4) v128.store(out + (<usize>j << 2), lin4<T>(x0, x1, x2, x3, terms, cv0, cv1, cv2, cv3, bv, j));
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    let acc = c0 * <f64>load<f32>(x0 + o);
-    if (terms > 1) acc += c1 * <f64>load<f32>(x1 + o);
-    if (terms > 2) acc += c2 * <f64>load<f32>(x2 + o);
-    if (terms > 3) acc += c3 * <f64>load<f32>(x3 + o);
-    store<f32>(out + o, <f32>(acc + b));
+    let acc = c0 * <f64>ld1<T>(x0, j);
+    if (terms > 1) acc += c1 * <f64>ld1<T>(x1, j);
+    if (terms > 2) acc += c2 * <f64>ld1<T>(x2, j);
+    if (terms > 3) acc += c3 * <f64>ld1<T>(x3, j);
+    st1<O>(out, j, <f32>(acc + b));
   }
+}
+
+/** linear4's four elements from j: ((c₀x₀ + c₁x₁) + …) + b in f64, rounded to f32. */
+// @ts-ignore: decorator
+@inline
+function lin4<T>(x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, cv0: v128, cv1: v128, cv2: v128, cv3: v128, bv: v128, j: i32): v128 {
+  const v0 = ld4<T>(x0, j);
+  let lo = f64x2.mul(cv0, f64x2.promote_low_f32x4(v0));
+  let hi = f64x2.mul(cv0, f64x2.promote_low_f32x4(i32x4.shuffle(v0, v0, 2, 3, 0, 1)));
+  if (terms > 1) {
+    const v = ld4<T>(x1, j);
+    lo = f64x2.add(lo, f64x2.mul(cv1, f64x2.promote_low_f32x4(v)));
+    hi = f64x2.add(hi, f64x2.mul(cv1, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+  }
+  if (terms > 2) {
+    const v = ld4<T>(x2, j);
+    lo = f64x2.add(lo, f64x2.mul(cv2, f64x2.promote_low_f32x4(v)));
+    hi = f64x2.add(hi, f64x2.mul(cv2, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+  }
+  if (terms > 3) {
+    const v = ld4<T>(x3, j);
+    lo = f64x2.add(lo, f64x2.mul(cv3, f64x2.promote_low_f32x4(v)));
+    hi = f64x2.add(hi, f64x2.mul(cv3, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+  }
+  const rl = f32x4.demote_f64x2_zero(f64x2.add(lo, bv));
+  const rh = f32x4.demote_f64x2_zero(f64x2.add(hi, bv));
+  return i32x4.shuffle(rl, rh, 0, 1, 4, 5);
+}
+
+export function linear4(
+  x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, c0: f64, c1: f64, c2: f64, c3: f64, b: f64, out: usize, n: i32,
+): void {
+  linear4Of<f32, f32>(x0, x1, x2, x3, terms, c0, c1, c2, c3, b, out, n);
+}
+
+/** linear4 over BF16 inputs (raw 16-bit words, widened as they are loaded). */
+export function linear4Bf16(
+  x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, c0: f64, c1: f64, c2: f64, c3: f64, b: f64, out: usize, n: i32,
+): void {
+  linear4Of<u16, f32>(x0, x1, x2, x3, terms, c0, c1, c2, c3, b, out, n);
+}
+
+/** linear4Bf16 that writes BF16 (each element rounded to f32, then encoded as encodeBf16 does). */
+export function linear4Bf16To16(
+  x0: usize, x1: usize, x2: usize, x3: usize, terms: i32, c0: f64, c1: f64, c2: f64, c3: f64, b: f64, out: usize, n: i32,
+): void {
+  linear4Of<u16, u16>(x0, x1, x2, x3, terms, c0, c1, c2, c3, b, out, n);
 }
 
 /**
