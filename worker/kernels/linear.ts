@@ -40,14 +40,7 @@ export const linearKernel: KernelDef<LinearParams> = {
  * (nothing written) when it has no loop for these terms.
  */
 function combineRaw(c: readonly number[], b: number, raw: readonly Uint8Array[], out: Float32Array | Uint8Array, encoded: boolean, n: number): boolean {
-  const terms: Uint8Array[] = [];
-  const coef: number[] = [];
-  for (let i = 0; i < c.length; i++) {
-    if (c[i] !== 0) {
-      terms.push(raw[i]!);
-      coef.push(c[i]!);
-    }
-  }
+  const { terms, coef } = nonzeroTerms(c, raw);
   if (terms.length === 0 || terms.length > 4) return false;
   const k = simdFor(out, ...terms);
   if (!k) return false;
@@ -58,15 +51,7 @@ function combineRaw(c: readonly number[], b: number, raw: readonly Uint8Array[],
 
 /** The fused loops for up to four terms (the common cases), a general loop beyond. */
 function combine(c: readonly number[], b: number, xs: readonly Float32Array[], out: Float32Array, n: number): void {
-  // drop zero terms: exact, and saves a pass
-  const terms: Float32Array[] = [];
-  const coef: number[] = [];
-  for (let i = 0; i < c.length; i++) {
-    if (c[i] !== 0) {
-      terms.push(xs[i]!);
-      coef.push(c[i]!);
-    }
-  }
+  const { terms, coef } = nonzeroTerms(c, xs);
   // each element is computed in f64 and rounded once when stored to f32
   const k = terms.length > 0 && terms.length <= 4 ? simdFor(out, ...terms) : undefined;
   if (k) {
@@ -111,4 +96,17 @@ function combine(c: readonly number[], b: number, xs: readonly Float32Array[], o
       }
     }
   }
+}
+
+/** The inputs with a nonzero coefficient, and those coefficients: dropping zero terms is exact, and saves a pass. */
+function nonzeroTerms<T>(c: readonly number[], xs: readonly T[]): { terms: T[]; coef: number[] } {
+  const terms: T[] = [];
+  const coef: number[] = [];
+  for (let i = 0; i < c.length; i++) {
+    if (c[i] !== 0) {
+      terms.push(xs[i]!);
+      coef.push(c[i]!);
+    }
+  }
+  return { terms, coef };
 }
