@@ -161,7 +161,7 @@ export interface ThinnedSumArgs {
 }
 
 /**
- * TIES' whole map, for two or three models with sum consensus (one loop on the SIMD backend): per element, δᵢ,
+ * TIES' whole map, for one to three models with sum consensus (one loop on the SIMD backend): per element, δᵢ,
  * vᵢ = f32(f32(fᵢ)·(δᵢ·[|δᵢ| above the cut])) (the mask first, as mergekit thins before it weights:
  * a dropped finite δ gives ±0 even where fᵢ·δᵢ would overflow), then `combine`'s sign election and sum, in f32 with
  * the same operations in the same order, so the same bits as thinning each vector (with the
@@ -171,7 +171,7 @@ export interface ThinnedSumArgs {
 export function combineThinnedSum(a: ThinnedSumArgs): boolean | 'encoded' {
   const { inputs, thresholds, weights, out, n } = a;
   const m = inputs.length - 1;
-  if (m !== 2 && m !== 3) return false;
+  if (m < 1 || m > 3) return false;
   // key > thᵢ (f32 bits of |δ|, integers) ⟺ |δ| ≥ Fᵢ, the float whose bits are thᵢ + 1, or δ is
   // NaN: compared as floats, δ never goes through memory to get its bits. A threshold in the NaN
   // range has no such float: the general path handles it.
@@ -196,21 +196,32 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean | 'encoded' {
   const lam = fr(a.lambda);
   const norm = a.normalize;
   const raw = a.bf16?.raw;
-  if (m === 2 && raw) {
+  if (m <= 2 && raw) {
     const enc = a.outBf16 && simdFor(a.outBf16) ? a.outBf16 : undefined;
     const k = simdFor(enc ?? out, ...raw);
     if (k) {
       simdUse.rawBf16++;
-      (enc ? k.tiesMap2Bf16To16 : k.tiesMap2Bf16)(
-        raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, (enc ?? out).byteOffset, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam,
-      );
+      const at = (enc ?? out).byteOffset;
+      if (m === 1) (enc ? k.tiesMap1Bf16To16 : k.tiesMap1Bf16)(raw[0]!.byteOffset, raw[1]!.byteOffset, at, n, f[0]!, lo[0]!, g[0]!, w[0]!, +norm, lam);
+      else {
+        (enc ? k.tiesMap2Bf16To16 : k.tiesMap2Bf16)(
+          raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, at, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam,
+        );
+      }
       return enc ? 'encoded' : true;
     }
   }
   a.bf16?.decode();
   const base = inputs[0]!;
-  const x0 = inputs[1]!, x1 = inputs[2]!;
-  if (m === 2) {
+  const x0 = inputs[1]!;
+  if (m === 1) {
+    const k = simdFor(base, x0, out);
+    if (k) {
+      k.tiesMap1(base.byteOffset, x0.byteOffset, out.byteOffset, n, f[0]!, lo[0]!, g[0]!, w[0]!, +norm, lam);
+      return true;
+    }
+  } else if (m === 2) {
+    const x1 = inputs[2]!;
     const k = simdFor(base, x0, x1, out);
     if (k) {
       // one loop on the SIMD backend (the same f32 operations in the same order as below, so the same bits)
@@ -218,6 +229,7 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean | 'encoded' {
       return true;
     }
   } else {
+    const x1 = inputs[2]!;
     const x2 = inputs[3]!;
     const k = simdFor(base, x0, x1, x2, out);
     if (k) {

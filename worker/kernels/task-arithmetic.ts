@@ -301,7 +301,8 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
 
   readsRawBf16(pass, params) {
     // the windows of pass 0 and the fused map have loops that read two models' BF16 blocks as they are
-    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && params.weights.length === 2;
+    const models = params.weights.length;
+    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && (models === 1 || models === 2);
   },
 
   foldsBySum(pass, params, info) {
@@ -386,7 +387,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const plan = planOf(params, numelOf(block.shape));
     // with no select pass run (every cut trivial), the initial state says which cuts keep all or nothing
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
-    if (params.sparsify === 'magnitude' && params.consensus === 'sum' && (models === 2 || models === 3) && fusedSettings(params, state, sel, block, inputs)) {
+    if (params.sparsify === 'magnitude' && params.consensus === 'sum' && models >= 1 && models <= 3 && fusedSettings(params, state, sel, block, inputs)) {
       const done = fusedMap(params, inputs, out, n, block.bf16, block.bf16Out);
       if (done === 'encoded') return 'encoded';
       if (done) {

@@ -395,6 +395,16 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       return out;
     };
     const ins = [base, ...models.slice(0, 2)].map(bf);
+    it('ties, one model', async () => {
+      const p: Ref = { ...TIES, weights: [0.7], densities: [0.4] };
+      const one = ins.slice(0, 2);
+      const before = simdUse.rawBf16;
+      const raw = await runKernel('task-arithmetic', p, one, shape, { name, dtype: 'BF16' });
+      expect(simdUse.rawBf16).toBeGreaterThan(before);
+      const decoded = await runKernel('task-arithmetic', p, one, shape, { name });
+      expect(Buffer.from(raw.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
+      expect(maxRelError(decoded, refGta(name, shape, one[0]!, one.slice(1), p))).toBeLessThan(1e-6);
+    });
     for (const [label, p] of [
       ['ties', { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.3] }],
       ['ties, negative weight, one not thinned, unnormalized', { ...TIES, normalize: false, lambda: 0.8, weights: [1, -0.6], densities: [0.3, 1] }],

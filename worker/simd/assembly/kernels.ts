@@ -372,7 +372,7 @@ export function takeCounts(hist: usize, len: i32, out: usize): i32 {
 @inline
 function tiesMap2Of<T, O>(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
-  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
+  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32, single: bool,
 ): void {
   const lv0 = f32x4.splat(l0);
   const lv1 = f32x4.splat(l1);
@@ -394,7 +394,9 @@ function tiesMap2Of<T, O>(
     const o = <usize>j << 2;
     const b = ld4<T>(base, j);
     const x = thinned(fv0, f32x4.sub(ld4<T>(x0, j), b), lv0, gm0, one);
-    const y = thinned(fv1, f32x4.sub(ld4<T>(x1, j), b), lv1, gm1, one);
+    // one model (single, a constant where inlined): a second that is +0 everywhere, so that the
+    // vote and the sums are x + 0, as combine's loop computes them from 0
+    const y = single ? zero : thinned(fv1, f32x4.sub(ld4<T>(x1, j), b), lv1, gm1, one);
     const p = f32x4.ge(f32x4.add(x, y), zero);
     const kx = agree(x, p, one, zero);
     const ky = agree(y, p, one, zero);
@@ -405,7 +407,7 @@ function tiesMap2Of<T, O>(
   for (; j < n; j++) {
     const b = ld1<T>(base, j);
     const x = thinned1(f0, ld1<T>(x0, j) - b, l0, g0);
-    const y = thinned1(f1, ld1<T>(x1, j) - b, l1, g1);
+    const y = single ? <f32>0 : thinned1(f1, ld1<T>(x1, j) - b, l1, g1);
     const p = x + y >= 0;
     const kx = agree1(x, p);
     const ky = agree1(y, p);
@@ -417,7 +419,7 @@ export function tiesMap2(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<f32, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+  tiesMap2Of<f32, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
 }
 
 /** tiesMap2 with BF16 inputs (base and models as raw 16-bit words, widened as they are loaded). */
@@ -425,7 +427,7 @@ export function tiesMap2Bf16(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<u16, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+  tiesMap2Of<u16, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
 }
 
 /** tiesMap2Bf16 that also writes BF16 (encodeBf16's rounding, in the same loop): out holds n 16-bit words. */
@@ -433,7 +435,20 @@ export function tiesMap2Bf16To16(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<u16, u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda);
+  tiesMap2Of<u16, u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
+}
+
+/** tiesMap2 for one model (combineThinnedSum, m = 1), and its BF16 variants. */
+export function tiesMap1(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
+  tiesMap2Of<f32, f32>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
+}
+
+export function tiesMap1Bf16(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
+  tiesMap2Of<u16, f32>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
+}
+
+export function tiesMap1Bf16To16(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
+  tiesMap2Of<u16, u16>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
 }
 
 /** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
