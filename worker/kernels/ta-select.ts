@@ -593,7 +593,9 @@ function lumpedWindows(
         break;
       }
     }
-    if (Math.abs(own - WIN_HALF) > WIN_HALF - 1) {
+    // near: in the middle three buckets, or the lowest ones when the window starts at bucket 0
+    // (keys of 0, e.g. most deltas of a tiny fine-tune, put the cut there: no window lies lower)
+    if (own < (lo === 0 ? 0 : 1) || own > WIN_WIDTH - 2) {
       // undo: the records and lumps of the cut before, the counters of the cut after
       winLen = savedRecords;
       for (let t = savedTouched; t < nTouched; t++) hist[touched[t]!] = 0;

@@ -7,7 +7,7 @@ import { SELECT_LIMITS, SELECT_STATS } from '../../../worker/kernels/ta-select.j
 import { setSimdEnabled, simdUse } from '../../../worker/simd/simd-module.js';
 import type { TaskArithmeticParams } from '../../../core/specs/merge-spec.js';
 import { runKernels } from '../../helpers/kernel-runner.js';
-import { f32, fineTune, gaussian, maxRelError, runKernel, shuffledDispatcher } from './merge-harness.js';
+import { f32, fineTune, gaussian, maxRelError, rng, runKernel, shuffledDispatcher } from './merge-harness.js';
 
 // ---------------------------------------------------------------------------------------
 // an independent naive reference: whole arrays, full sorts, the slow per-element RNG path
@@ -374,6 +374,25 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       let kept = 0;
       for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
       expect(kept).toBeGreaterThan(m / 2);
+    });
+
+    it('resolve a cut among keys of 0 (a tiny fine-tune: most deltas exactly 0), windows starting at bucket 0', async () => {
+      const r = rng(17);
+      const sparse = two.map((x) => Float32Array.from(x, (v, j) => (r() < 0.8 ? base[j]! : v)));
+      const q: Ref = { ...TIES, weights: [0.5, 0.5], densities: [0.1, 0.9] };
+      const go = (): Promise<Float32Array> => runKernel('task-arithmetic', q, [base, ...sparse], shape, { name });
+      const before = { ...SELECT_STATS };
+      const spec = await go();
+      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
+      expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows + 2);
+      const saved = SELECT_LIMITS.windows;
+      SELECT_LIMITS.windows = false;
+      try {
+        expect(same(spec, await go())).toBe(true);
+      } finally {
+        SELECT_LIMITS.windows = saved;
+      }
+      expect(maxRelError(spec, refGta(name, shape, base, sparse, q))).toBeLessThan(1e-6);
     });
 
     it('fall back to pass 1 when the records overflow their room', async () => {
