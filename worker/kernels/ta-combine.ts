@@ -154,7 +154,7 @@ export interface ThinnedSumArgs {
   readonly n: number;
   readonly normalize: boolean;
   readonly lambda: number;
-  /** the inputs as undecoded BF16 (two models): the SIMD loop reads them raw, other paths decode them first */
+  /** the inputs as undecoded BF16: the SIMD loop reads them raw, other paths decode them first */
   readonly bf16?: RawBf16;
   /** with bf16: where the SIMD loop may write the result as BF16 instead of f32 into out (see the return value) */
   readonly outBf16?: Uint8Array;
@@ -196,14 +196,19 @@ export function combineThinnedSum(a: ThinnedSumArgs): boolean | 'encoded' {
   const lam = fr(a.lambda);
   const norm = a.normalize;
   const raw = a.bf16?.raw;
-  if (m <= 2 && raw) {
+  if (raw) {
     const enc = a.outBf16 && simdFor(a.outBf16) ? a.outBf16 : undefined;
     const k = simdFor(enc ?? out, ...raw);
     if (k) {
       simdUse.rawBf16++;
       const at = (enc ?? out).byteOffset;
       if (m === 1) (enc ? k.tiesMap1Bf16To16 : k.tiesMap1Bf16)(raw[0]!.byteOffset, raw[1]!.byteOffset, at, n, f[0]!, lo[0]!, g[0]!, w[0]!, +norm, lam);
-      else {
+      else if (m === 3) {
+        (enc ? k.tiesMap3Bf16To16 : k.tiesMap3Bf16)(
+          raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, raw[3]!.byteOffset, at, n,
+          f[0]!, f[1]!, f[2]!, lo[0]!, lo[1]!, lo[2]!, g[0]!, g[1]!, g[2]!, w[0]!, w[1]!, w[2]!, +norm, lam,
+        );
+      } else {
         (enc ? k.tiesMap2Bf16To16 : k.tiesMap2Bf16)(
           raw[0]!.byteOffset, raw[1]!.byteOffset, raw[2]!.byteOffset, at, n, f[0]!, f[1]!, lo[0]!, lo[1]!, g[0]!, g[1]!, w[0]!, w[1]!, +norm, lam,
         );

@@ -375,7 +375,7 @@ export function selectReduceDeltas(
       const h = simdCounts.byteOffset;
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
       const w = windows && SELECT_LIMITS.windows && (pass === 0 || state.win.some((x) => x >= 0)) && windowScratch(cuts.length) ? windows : undefined;
-      const fused = pass === 0 && w && sources === 2 && live[0] && live[1] ? fusedWindows(cuts, state, w.tensor) : undefined;
+      const fused = pass === 0 && w ? fusedWindows(cuts, state, w.tensor) : undefined;
       if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
         SELECT_STATS.fusedWindowBlocks++;
         return;
@@ -459,7 +459,7 @@ function windowScratch(cuts: number): boolean {
   if (simdWindow.length < cuts * WIN_CUT) {
     simdWindow = simdWords(cuts * WIN_CUT);
     simdWindowPairs = simdWords(2 * WIN_SPAN);
-    simdAbove = simdWords(2);
+    simdAbove = simdWords(cuts);
   }
   return simdFor(simdWindow, simdWindowPairs, simdAbove) !== undefined;
 }
@@ -498,15 +498,20 @@ function rememberWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectStat
 }
 
 /** Two models' cuts, one each, with windows remembered from an earlier block: [c0, c1, start0, start1]. */
-function fusedWindows(cuts: readonly Cut[], state: SelectState, tensor: string): [number, number, number, number] | undefined {
-  const live: number[] = [];
-  for (let c = 0; c < cuts.length; c++) if (state.kind[c] === 'cut') live.push(c);
+function fusedWindows(cuts: readonly Cut[], state: SelectState, tensor: string): [number, number][] | undefined {
   const los = recentWindows.get(tensor);
-  if (!los || live.length !== 2 || cuts[live[0]!]!.source === cuts[live[1]!]!.source) return undefined;
-  const [c0, c1] = live as [number, number];
-  const lo0 = los.get(c0);
-  const lo1 = los.get(c1);
-  return lo0 === undefined || lo1 === undefined ? undefined : [c0, c1, lo0, lo1];
+  if (!los) return undefined;
+  const sides: [number, number][] = [];
+  const sources = new Set<number>();
+  for (let c = 0; c < cuts.length; c++) {
+    if (state.kind[c] !== 'cut') continue;
+    const lo = los.get(c);
+    // one cut per model (a histogram lumped around two windows would count its keys twice)
+    if (lo === undefined || sources.has(cuts[c]!.source)) return undefined;
+    sources.add(cuts[c]!.source);
+    sides.push([c, lo]);
+  }
+  return sides.length > 0 ? sides : undefined;
 }
 
 /**
@@ -561,15 +566,22 @@ function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly numb
  */
 function lumpedWindows(
   k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock,
-  [c0, c1, lo0, lo1]: [number, number, number, number], bf16: RawBf16 | undefined,
+  windows: readonly [number, number][], bf16: RawBf16 | undefined,
 ): boolean {
   // the BF16 blocks as they are, when the runner left them undecoded (they are in the SIMD memory)
   const at = (i: number): number => (bf16 ? bf16.raw[i]! : inputs[i]!).byteOffset;
+  const x = (c: number): number => at(cuts[c]!.source + 1);
   if (bf16) simdUse.rawBf16++;
-  (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(at(0), at(1), at(2), n, lo0, lo1, WIN_WIDTH,
-    windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
-  );
-  const sides: [number, number, number][] = [[c0, lo0, simdAbove[0]!], [c1, lo1, simdAbove[1]!]];
+  if (windows.length === 2) {
+    // two models in one loop: the base is read once
+    const [[c0, lo0], [c1, lo1]] = windows as [[number, number], [number, number]];
+    (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(at(0), x(c0), x(c1), n, lo0, lo1, WIN_WIDTH,
+      windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
+    );
+  } else {
+    windows.forEach(([c, lo], i) => (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(at(0), x(c), n, lo, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset + 4 * i));
+  }
+  const sides = windows.map(([c, lo], i): [number, number, number] => [c, lo, simdAbove[i]!]);
   const sources = inputs.length - 1;
   const savedRecords = winLen;
   const savedTouched = nTouched;

@@ -300,9 +300,9 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
   },
 
   readsRawBf16(pass, params) {
-    // the windows of pass 0 and the fused map have loops that read two models' BF16 blocks as they are
+    // the windows of pass 0 and the fused map have loops that read one to three models' BF16 blocks as they are
     const models = params.weights.length;
-    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && (models === 1 || models === 2);
+    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && models >= 1 && models <= 3;
   },
 
   foldsBySum(pass, params, info) {

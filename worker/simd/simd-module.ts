@@ -31,6 +31,8 @@ export interface SimdKernels {
     base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
     list0: number, list1: number, above: number,
   ): void;
+  windowAbove1(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number): void;
+  windowAbove1Bf16(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number): void;
   takeTouched(counts: number, list: number, span: number, out: number): number;
   takeCounts(hist: number, len: number, out: number): number;
   localBucket(hist: number, need: number): number;
@@ -68,6 +70,16 @@ export interface SimdKernels {
   tiesMap1(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
   tiesMap1Bf16(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
   tiesMap1Bf16To16(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
+  tiesMap3Bf16(
+    base: number, x0: number, x1: number, x2: number, out: number, n: number,
+    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
+    w0: number, w1: number, w2: number, norm: number, lambda: number,
+  ): void;
+  tiesMap3Bf16To16(
+    base: number, x0: number, x1: number, x2: number, out: number, n: number,
+    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
+    w0: number, w1: number, w2: number, norm: number, lambda: number,
+  ): void;
   tiesMap3(
     base: number, x0: number, x1: number, x2: number, out: number, n: number,
     f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,

@@ -414,6 +414,26 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       return out;
     };
     const ins = [base, ...models.slice(0, 2)].map(bf);
+    it('ties, three models (windows lumped per model, the three-model loop)', async () => {
+      const p: Ref = { ...TIES, weights: [0.5, 0.3, 0.2], densities: [0.5, 0.3, 0.7] };
+      const three = [base, ...models].map(bf);
+      const before = { raw: simdUse.rawBf16, fused: SELECT_STATS.fusedWindowBlocks };
+      const raw = await runKernel('task-arithmetic', p, three, shape, { name, dtype: 'BF16' });
+      expect(simdUse.rawBf16).toBeGreaterThan(before.raw);
+      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fused);
+      const decoded = await runKernel('task-arithmetic', p, three, shape, { name });
+      expect(Buffer.from(raw.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
+      const saved = SELECT_LIMITS.windows;
+      SELECT_LIMITS.windows = false;
+      try {
+        const off = await runKernel('task-arithmetic', p, three, shape, { name, dtype: 'BF16' });
+        expect(Buffer.from(off.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
+      } finally {
+        SELECT_LIMITS.windows = saved;
+      }
+      expect(maxRelError(decoded, refGta(name, shape, three[0]!, three.slice(1), p))).toBeLessThan(1e-6);
+    });
+
     it('ties, one model', async () => {
       const p: Ref = { ...TIES, weights: [0.7], densities: [0.4] };
       const one = ins.slice(0, 2);

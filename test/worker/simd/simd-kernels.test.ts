@@ -347,14 +347,28 @@ describe('BF16 variants of the TIES loops', () => {
       const m = k.takeTouched(c(i), l(i), span, pairs.byteOffset);
       return new Map(Array.from({ length: m }, (_, q) => [pairs[2 * q]!, pairs[2 * q + 1]!]));
     };
-    const lo = 0x3a00 >>> 0;
-    k.windowAbove2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, n, lo, lo + 3, 5, c(0), c(1), l(0), l(1), above.byteOffset);
-    k.windowAbove2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, n, lo, lo + 3, 5, c(2), c(3), l(2), l(3), above.byteOffset + 8);
+    // windows around the keys of some element of each model, so that they hold some keys
+    const bucketAt = (x: Float32Array, j: number): number => (new Uint32Array(new Float32Array([x[j]! - dec[0]![j]!]).buffer)[0]! & 0x7fffffff) >>> 15;
+    const lo = Math.max(0, bucketAt(dec[1]!, 7) - 2);
+    const lo1 = Math.max(0, bucketAt(dec[2]!, 11) - 2);
+    k.windowAbove2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, n, lo, lo1, 5, c(0), c(1), l(0), l(1), above.byteOffset);
+    k.windowAbove2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, n, lo, lo1, 5, c(2), c(3), l(2), l(3), above.byteOffset + 8);
     expect([above[2], above[3]]).toEqual([above[0], above[1]]);
+
     const w0 = taken(0);
     expect(w0.size).toBeGreaterThan(0);
     expect(taken(2)).toEqual(w0);
-    expect(taken(3)).toEqual(taken(1));
+    // windowAbove1 (one model), f32 and BF16: the window and count of windowAbove2's second model
+    const pairs1 = taken(1);
+    expect(pairs1.size).toBeGreaterThan(0);
+    expect(taken(3)).toEqual(pairs1);
+    const above1 = above[1];
+    k.windowAbove1(dec[0]!.byteOffset, dec[2]!.byteOffset, n, lo1, 5, c(0), l(0), above.byteOffset);
+    expect(above[0]).toBe(above1);
+    expect(taken(0)).toEqual(pairs1);
+    k.windowAbove1Bf16(raws[0]!.byteOffset, raws[2]!.byteOffset, n, lo1, 5, c(0), l(0), above.byteOffset);
+    expect(above[0]).toBe(above1);
+    expect(taken(0)).toEqual(pairs1);
     for (const norm of [1, 0]) {
       k.tiesMap2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, out[0]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
       k.tiesMap2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, out[1]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
@@ -364,6 +378,13 @@ describe('BF16 variants of the TIES loops', () => {
       const want = simdBytes(2 * n);
       const k2 = kernels(enc, want);
       k2.tiesMap2Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, enc.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
+      k2.encodeBf16(out[1]!.byteOffset, want.byteOffset, n);
+      expect(Buffer.from(enc).equals(Buffer.from(want))).toBe(true);
+      // three models (the third a copy of the second, shifted): the same three forms
+      k.tiesMap3(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, dec[1]!.byteOffset, out[0]!.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
+      k.tiesMap3Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[1]!.byteOffset, out[1]!.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
+      expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
+      k2.tiesMap3Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[1]!.byteOffset, enc.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
       k2.encodeBf16(out[1]!.byteOffset, want.byteOffset, n);
       expect(Buffer.from(enc).equals(Buffer.from(want))).toBe(true);
       // one model: the same three forms

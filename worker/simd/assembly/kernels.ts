@@ -222,20 +222,16 @@ export function localBucket(hist: usize, need: u32): i32 {
  */
 export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize): void {
   const mask = i32x4.splat(KEY_MASK);
+  const low = i32x4.splat(LO_MASK);
   const lov = i32x4.splat(lo);
   const wv = i32x4.splat(width);
+  const spare = i32x4.splat(width << HI_SHIFT);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
     const k = v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask);
     const rel = i32x4.sub(i32x4.shr_u(k, HI_SHIFT), lov);
-    const hit = i32x4.lt_u(rel, wv);
-    if (!v128.any_true(hit)) continue;
-    const idx = v128.or(i32x4.shl(rel, HI_SHIFT), v128.and(k, i32x4.splat(LO_MASK)));
-    if (i32x4.extract_lane(hit, 0)) bumpT(counts, i32x4.extract_lane(idx, 0), list);
-    if (i32x4.extract_lane(hit, 1)) bumpT(counts, i32x4.extract_lane(idx, 1), list);
-    if (i32x4.extract_lane(hit, 2)) bumpT(counts, i32x4.extract_lane(idx, 2), list);
-    if (i32x4.extract_lane(hit, 3)) bumpT(counts, i32x4.extract_lane(idx, 3), list);
+    bumpHits(counts, list, rel, k, i32x4.lt_u(rel, wv), low, spare);
   }
   for (; j < n; j++) {
     const o = <usize>j << 2;
@@ -302,7 +298,44 @@ function bumpT(counts: usize, b: i32, list: usize): void {
 }
 
 /**
- * The two-model window loops' counting of a group of four: when any lane hits its window, all four
+ * windowAbove2 for one model: its window's low bits, and how many keys lie above the window.
+ */
+// @ts-ignore: decorator
+@inline
+function windowAbove1Of<T>(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize, above: usize): void {
+  const mask = i32x4.splat(KEY_MASK);
+  const low = i32x4.splat(LO_MASK);
+  const lov = i32x4.splat(lo);
+  const wv = i32x4.splat(width);
+  const spare = i32x4.splat(width << HI_SHIFT);
+  let up = i32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const k = v128.and(f32x4.sub(ld4<T>(x, j), ld4<T>(base, j)), mask);
+    const rel = i32x4.sub(i32x4.shr_u(k, HI_SHIFT), lov);
+    up = i32x4.sub(up, i32x4.ge_s(rel, wv));
+    bumpHits(counts, list, rel, k, i32x4.lt_u(rel, wv), low, spare);
+  }
+  let a: u32 = i32x4.extract_lane(up, 0) + i32x4.extract_lane(up, 1) + i32x4.extract_lane(up, 2) + i32x4.extract_lane(up, 3);
+  for (; j < n; j++) {
+    const k = reinterpret<u32>(ld1<T>(x, j) - ld1<T>(base, j)) & KEY_MASK;
+    const h = k >>> HI_SHIFT;
+    if (h >= lo + width) a++;
+    else if (h >= lo) bumpT(counts, <i32>(((h - lo) << HI_SHIFT) | (k & LO_MASK)), list);
+  }
+  store<u32>(above, a);
+}
+
+export function windowAbove1(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize, above: usize): void {
+  windowAbove1Of<f32>(base, x, n, lo, width, counts, list, above);
+}
+
+export function windowAbove1Bf16(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize, above: usize): void {
+  windowAbove1Of<u16>(base, x, n, lo, width, counts, list, above);
+}
+
+/**
+ * The window loops' counting of a group of four: when any lane hits its window, all four
  * lanes bump (bucket − start, low bits), the misses into the spare counter at width·2¹⁵ (no branch
  * per lane to mispredict).
  */
@@ -452,11 +485,16 @@ export function tiesMap1Bf16To16(base: usize, x0: usize, out: usize, n: i32, f0:
 }
 
 /** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
-export function tiesMap3(
+// @ts-ignore: decorator
+@inline
+function tiesMap3Of<T, O>(
   base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
   f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
   w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
 ): void {
+  const ebias = i32x4.splat(0x7fff);
+  const eone = i32x4.splat(1);
+  const equiet = i32x4.splat(0x0040);
   const lv0 = f32x4.splat(l0);
   const lv1 = f32x4.splat(l1);
   const lv2 = f32x4.splat(l2);
@@ -474,31 +512,54 @@ export function tiesMap3(
   const zero = f32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const x = thinned(fv0, f32x4.sub(v128.load(x0 + o), b), lv0, gm0, one);
-    const y = thinned(fv1, f32x4.sub(v128.load(x1 + o), b), lv1, gm1, one);
-    const z = thinned(fv2, f32x4.sub(v128.load(x2 + o), b), lv2, gm2, one);
+    const b = ld4<T>(base, j);
+    const x = thinned(fv0, f32x4.sub(ld4<T>(x0, j), b), lv0, gm0, one);
+    const y = thinned(fv1, f32x4.sub(ld4<T>(x1, j), b), lv1, gm1, one);
+    const z = thinned(fv2, f32x4.sub(ld4<T>(x2, j), b), lv2, gm2, one);
     const p = f32x4.ge(f32x4.add(f32x4.add(x, y), z), zero);
     const kx = agree(x, p, one, zero);
     const ky = agree(y, p, one, zero);
     const kz = agree(z, p, one, zero);
     const s = f32x4.add(f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky)), f32x4.mul(z, kz));
     const d = f32x4.add(f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky)), f32x4.mul(wv2, kz));
-    v128.store(out + o, finish(b, s, d, lam, one, zero, norm));
+    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm), ebias, eone, equiet);
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const x = thinned1(f0, load<f32>(x0 + o) - b, l0, g0);
-    const y = thinned1(f1, load<f32>(x1 + o) - b, l1, g1);
-    const z = thinned1(f2, load<f32>(x2 + o) - b, l2, g2);
+    const b = ld1<T>(base, j);
+    const x = thinned1(f0, ld1<T>(x0, j) - b, l0, g0);
+    const y = thinned1(f1, ld1<T>(x1, j) - b, l1, g1);
+    const z = thinned1(f2, ld1<T>(x2, j) - b, l2, g2);
     const p = x + y + z >= 0;
     const kx = agree1(x, p);
     const ky = agree1(y, p);
     const kz = agree1(z, p);
-    store<f32>(out + o, finish1(b, x * kx + y * ky + z * kz, w0 * kx + w1 * ky + w2 * kz, lambda, norm));
+    st1<O>(out, j, finish1(b, x * kx + y * ky + z * kz, w0 * kx + w1 * ky + w2 * kz, lambda, norm));
   }
+}
+
+export function tiesMap3(
+  base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
+  f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
+  w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap3Of<f32, f32>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
+}
+
+/** tiesMap3 with BF16 inputs, and with a BF16 output encoded in the loop (To16). */
+export function tiesMap3Bf16(
+  base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
+  f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
+  w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap3Of<u16, f32>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
+}
+
+export function tiesMap3Bf16To16(
+  base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
+  f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
+  w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
+): void {
+  tiesMap3Of<u16, u16>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
 }
 
 /** f·(δ·m) with the keep mask m as 0.0 / 1.0 (a multiply, so a dropped NaN or ±Inf becomes NaN, as in JS). */
