@@ -162,13 +162,14 @@ function windowRoom(numel: number): number {
 const WIN_HEADER = 6;
 
 function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): number[] {
-  const kind = initSelect(cuts, numel).kind;
   const offs: number[] = [];
   // the slot after the histograms counts the blocks that lumped their histogram outside their windows
   let o = sources * HI_BUCKETS + 1;
   for (let c = 0; c < cuts.length; c++) {
     offs.push(o);
-    if (kind[c] === 'cut') o += WIN_HEADER + windowRoom(numel);
+    // the live cuts (initSelect's kind 'cut') have a region
+    const rank = cuts[c]!.rank;
+    if (rank > 0 && rank < numel) o += WIN_HEADER + windowRoom(numel);
   }
   offs.push(o);
   return offs;
@@ -545,12 +546,14 @@ function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: Select
     const [c0, c1] = live as [number, number];
     k.windowDeltas2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1));
   } else for (const c of live) k.windowDeltas(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c));
-  for (const c of live) appendWindowRecord(cuts, c, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH), inputs.length - 1, w.numel);
+  const offs = windowOffsets(cuts, inputs.length - 1, w.numel);
+  for (const c of live) appendWindowRecord(offs[c]!, w.numel, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH));
 }
 
 /** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
 function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
-  live.forEach((c, i) => appendWindowRecord(cuts, c, los[i]!, WIN_WIDTH, takeWindow(k, c, WIN_WIDTH), sources, numel));
+  const offs = windowOffsets(cuts, sources, numel);
+  live.forEach((c, i) => appendWindowRecord(offs[c]!, numel, los[i]!, WIN_WIDTH, takeWindow(k, c, WIN_WIDTH)));
 }
 
 /**
@@ -583,6 +586,7 @@ function lumpedWindows(
   }
   const sides = windows.map(([c, lo], i): [number, number, number] => [c, lo, simdAbove[i]!]);
   const sources = inputs.length - 1;
+  const offs = windowOffsets(cuts, sources, w.numel);
   const savedRecords = winLen;
   const savedTouched = nTouched;
   const counts = new Array<number>(WIN_WIDTH);
@@ -615,7 +619,7 @@ function lumpedWindows(
       for (let r = i + 1; r < sides.length; r++) takeWindow(k, sides[r]![0], WIN_WIDTH);
       return false;
     }
-    appendWindowRecord(cuts, c, lo, WIN_WIDTH, m, sources, w.numel);
+    appendWindowRecord(offs[c]!, w.numel, lo, WIN_WIDTH, m);
     const off = cuts[c]!.source * HI_BUCKETS;
     for (let r = 0; r < WIN_WIDTH; r++) if (lo + r < HI_BUCKETS) lump(off + lo + r, counts[r]!);
     // no key lies above the last bucket or below the first: those counts are then 0
@@ -636,7 +640,7 @@ function lump(b: number, count: number): void {
 }
 
 /** Appends cut c's window record (its m (index, count) pairs, in simdWindowPairs) to the block's partial. */
-function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, width: number, m: number, sources: number, numel: number): void {
+function appendWindowRecord(region: number, numel: number, lo: number, width: number, m: number): void {
   // a record: [−(region + 1), room, window start, width, k, (index, count)×k]; the sign tells it from a histogram pair
   const len = 5 + 2 * m;
   if (winRecords.length < winLen + len) {
@@ -646,7 +650,7 @@ function appendWindowRecord(cuts: readonly Cut[], c: number, lo: number, width: 
   }
   const r = winRecords;
   let o = winLen;
-  r[o++] = -(windowOffsets(cuts, sources, numel)[c]! + 1);
+  r[o++] = -(region + 1);
   r[o++] = windowRoom(numel);
   r[o++] = lo;
   r[o++] = width;
