@@ -35,6 +35,7 @@ import {
 import { copyFile, open } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { readAt } from '../core/byte-source.js';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { codedErrorOf } from '../core/cluster/grpc-errors.js';
 import { OUTPUT_TOKEN_FILE, STAGING_TOKEN_FILE, staysInside, tokenMatches } from '../core/cluster/volume-token.js';
@@ -504,12 +505,8 @@ export class OutputDownload {
         if (f.fd < 0 || this.stateValue === 'failed') throw new WeightspaceError('cancelled', 'download aborted');
         // shared by every copy: each slice is read, written and hashed within one turn
         const bytes = (this.copyBuffer ??= Buffer.allocUnsafe(HASH_READ_BYTES)).subarray(0, Math.min(HASH_READ_BYTES, end - at));
-        let got = 0;
-        while (got < bytes.length) {
-          const n = readSync(fd, bytes, got, bytes.length - got, at + got);
-          if (n === 0) throw new WeightspaceError('read-failed', `${q(src)} ends at ${at + got}, before ${end}`);
-          got += n;
-        }
+        const got = readAt(fd, bytes, at);
+        if (got < bytes.length) throw new WeightspaceError('read-failed', `${q(src)} ends at ${at + got}, before ${end}`);
         let done = 0;
         while (done < bytes.length) done += writeSync(f.fd, bytes, done, bytes.length - done, at + done);
         f.received = addInterval(f.received, at, at + bytes.length);

@@ -6,7 +6,8 @@
  * of the whole file after the job.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { readAt } from '../core/byte-source.js';
 
 const SLICE = 4 << 20;
 const TURN_MS = 4;
@@ -97,12 +98,8 @@ export class ProgressiveHash {
     this.buf ??= Buffer.allocUnsafe(SLICE);
     while (this.hashed < this.ready && performance.now() - t0 < ms) {
       const len = Math.min(SLICE, this.ready - this.hashed);
-      let got = 0;
-      while (got < len) {
-        const n = readSync(this.fd, this.buf, got, len - got, this.hashed + got);
-        if (n === 0) throw new Error(`${this.path}: ended at ${this.hashed + got}, expected ${this.size} bytes`);
-        got += n;
-      }
+      const got = readAt(this.fd, this.buf.subarray(0, len), this.hashed);
+      if (got < len) throw new Error(`${this.path}: ended at ${this.hashed + got}, expected ${this.size} bytes`);
       this.hash.update(this.buf.subarray(0, len));
       this.hashed += len;
     }

@@ -8,8 +8,9 @@
  * file shorter than the range, is a 'checksum-mismatch': the task runs again, and the
  * re-run rewrites the same bytes at the same offsets.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { readAt } from '../core/byte-source.js';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { STAGED_PIECE_BYTES, type TaskWrittenMsg } from '../core/cluster/wire-messages.js';
 import { WeightspaceError, q } from '../core/errors.js';
@@ -50,12 +51,8 @@ export async function verifyStaged(shards: StagedShards, layer: string, notes: r
         }
         buffer ??= Buffer.allocUnsafe(STAGED_PIECE_BYTES);
         const bytes = buffer.subarray(0, n.length);
-        let got = 0;
-        while (got < n.length) {
-          const r = readSync(fd, bytes, got, n.length - got, n.offset + got);
-          if (r === 0) throw new WeightspaceError('checksum-mismatch', `task ${q(layer)}: staged ${q(n.file)} ends at ${n.offset + got}, before its written range ${n.offset}+${n.length}`);
-          got += r;
-        }
+        const got = readAt(fd, bytes, n.offset);
+        if (got < n.length) throw new WeightspaceError('checksum-mismatch', `task ${q(layer)}: staged ${q(n.file)} ends at ${n.offset + got}, before its written range ${n.offset}+${n.length}`);
         const sum = chunkChecksum(bytes);
         if (sum !== n.crc32 >>> 0) {
           throw new WeightspaceError('checksum-mismatch', `task ${q(layer)}: staged ${q(n.file)} at ${n.offset}+${n.length} has crc32 ${sum}, the worker wrote ${n.crc32 >>> 0}`);

@@ -21,6 +21,20 @@ export async function openByteSource(location: string): Promise<ByteSource> {
   return isUrl(location) ? HttpSource.open(location) : FileSource.open(location);
 }
 
+/**
+ * Reads `dst.length` bytes of `fd` at `pos` (positional reads may return less than asked);
+ * returns how many it got, fewer only where the file ends.
+ */
+export function readAt(fd: number, dst: Uint8Array, pos: number): number {
+  let done = 0;
+  while (done < dst.length) {
+    const n = readSync(fd, dst, done, dst.length - done, pos + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
 export class FileSource implements ByteSource {
   private constructor(readonly location: string, readonly size: number, private fd: number) {}
 
@@ -46,13 +60,9 @@ export class FileSource implements ByteSource {
     if (pos + dst.length > this.size) {
       throw new WeightspaceError('truncated-file', `${q(this.location)}: read of ${dst.length} bytes at ${pos} runs past the end (${this.size} bytes)`);
     }
-    let done = 0;
-    while (done < dst.length) {
-      const n = readSync(this.fd, dst, done, dst.length - done, pos + done);
-      if (n === 0) {
-        throw new WeightspaceError('truncated-file', `${q(this.location)}: file ended at ${pos + done}, expected ${pos + dst.length} bytes`);
-      }
-      done += n;
+    const done = readAt(this.fd, dst, pos);
+    if (done < dst.length) {
+      throw new WeightspaceError('truncated-file', `${q(this.location)}: file ended at ${pos + done}, expected ${pos + dst.length} bytes`);
     }
   }
 

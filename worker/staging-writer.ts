@@ -14,8 +14,9 @@
  * too) before the task reports done: on NFS, close-to-open consistency then makes the
  * bytes visible to the coordinator's next open.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { join, sep } from 'node:path';
+import { readAt } from '../core/byte-source.js';
 import { chunkChecksum } from '../core/cluster/checksum.js';
 import { STAGING_TOKEN_FILE, staysInside, tokenMatches } from '../core/cluster/volume-token.js';
 import { STAGED_PIECE_BYTES, type TaskWrittenMsg } from '../core/cluster/wire-messages.js';
@@ -82,12 +83,8 @@ export class StagingWriter {
     const out: TaskWrittenMsg[] = [];
     for (let at = offset; at < offset + length;) {
       const piece = buf.subarray(0, Math.min(STAGED_PIECE_BYTES, offset + length - at));
-      let got = 0;
-      while (got < piece.length) {
-        const n = readSync(fd, piece, got, piece.length - got, at + got);
-        if (n === 0) throw new WeightspaceError('internal', `staging file ${q(file)} ends at ${at + got}, inside its written range ${offset}+${length}`);
-        got += n;
-      }
+      const got = readAt(fd, piece, at);
+      if (got < piece.length) throw new WeightspaceError('internal', `staging file ${q(file)} ends at ${at + got}, inside its written range ${offset}+${length}`);
       out.push({ output, file, offset: at, length: piece.length, crc32: chunkChecksum(piece) });
       at += piece.length;
     }
