@@ -122,7 +122,8 @@ export class OutputAssembler {
     }
     let done = 0;
     while (done < chunk.bytes.length) done += writeSync(fd, chunk.bytes, done, chunk.bytes.length - done, chunk.offset + done);
-    this.written(chunk.output, chunk.file, chunk.offset, chunk.bytes.length);
+    // the bytes are in hand: hashed now when they continue the hashed prefix, not read back later
+    this.writtenBytes(chunk.output, chunk.file, chunk.offset, chunk.bytes);
   }
 
   /** Where a shard is staged; throws for a file the plan does not have. */
