@@ -12,11 +12,18 @@ import { fileURLToPath } from 'node:url';
 export const BIN = fileURLToPath(new URL('../../bin/weightspace.js', import.meta.url));
 export const CHUNK = 8 << 20;
 
-/** Seconds to read `inputs` completely and write `outBytes` to a new file at `outPath`. */
-export function ioFloor(inputs: readonly string[], outPath: string, outBytes: number): number {
+export interface FloorRun {
+  readonly seconds: number;
+  /** CPU seconds (user + system) the floor's reads and writes took */
+  readonly cpuSeconds: number;
+}
+
+/** Seconds (wall and CPU) to read `inputs` completely and write `outBytes` to a new file at `outPath`. */
+export function ioFloor(inputs: readonly string[], outPath: string, outBytes: number): FloorRun {
   const buf = Buffer.allocUnsafe(CHUNK);
   buf.fill(1);
   rmSync(outPath, { force: true });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (const file of inputs) {
     const fd = openSync(file, 'r');
@@ -31,24 +38,27 @@ export function ioFloor(inputs: readonly string[], outPath: string, outBytes: nu
   const out = openSync(outPath, 'w');
   for (let pos = 0; pos < outBytes; pos += CHUNK) writeSync(out, buf, 0, Math.min(CHUNK, outBytes - pos), pos);
   closeSync(out);
-  const s = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
   rmSync(outPath, { force: true });
-  return s;
+  return { seconds, cpuSeconds: (c.user + c.system) / 1e6 };
 }
 
 export interface TimedRun {
   readonly seconds: number;
   readonly maxRssMB: number;
+  /** CPU seconds (user + system) of the whole process, all threads */
+  readonly cpuSeconds: number;
 }
 
-/** Runs `weightspace ARGS` under /usr/bin/time, returning wall seconds and peak RSS of the whole process (all threads). */
+/** Runs `weightspace ARGS` under /usr/bin/time, returning wall seconds, CPU seconds and peak RSS of the whole process (all threads). */
 export function timedCli(args: readonly string[]): TimedRun {
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, BIN, ...args, '--no-progress'], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, BIN, ...args, '--no-progress'], { encoding: 'utf8' });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`weightspace ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
-  const m = /maxrss_kb=(\d+)/.exec(r.stderr);
-  return { seconds, maxRssMB: m ? Number(m[1]) / 1024 : NaN };
+  const m = /maxrss_kb=(\d+) cpu_s=([\d.]+)\+([\d.]+)/.exec(r.stderr);
+  return { seconds, maxRssMB: m ? Number(m[1]) / 1024 : NaN, cpuSeconds: m ? Number(m[2]) + Number(m[3]) : NaN };
 }
 
 export function cliOrThrow(args: readonly string[]): void {
@@ -79,6 +89,9 @@ export interface FloorComparison {
   readonly floorSeconds: number;
   readonly seconds: number;
   readonly maxRssMB: number;
+  /** medians of the CPU seconds of floors and runs: on this machine the wall ratio moves with the page cache's speed, the CPU spent says where the time goes */
+  readonly floorCpuSeconds: number;
+  readonly cpuSeconds: number;
 }
 
 /**
@@ -109,21 +122,29 @@ export function warm(inputs: readonly string[]): void {
 
 export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = 3): FloorComparison {
   const floors: number[] = [];
+  const floorCpu: number[] = [];
   const runs: number[] = [];
+  const runCpu: number[] = [];
   let rss = 0;
   for (let r = 0; r < reps; r++) {
     warm(inputs);
     settle();
-    floors.push(ioFloor(inputs, `${out}.floor.bin`, outBytes));
+    const f = ioFloor(inputs, `${out}.floor.bin`, outBytes);
+    floors.push(f.seconds);
+    floorCpu.push(f.cpuSeconds);
     rmSync(out, { recursive: true, force: true });
     settle();
     const t = timedCli([...args, '--out', out]);
     runs.push(t.seconds);
+    runCpu.push(t.cpuSeconds);
     rss = Math.max(rss, t.maxRssMB);
   }
   rmSync(out, { recursive: true, force: true });
   const ratios = runs.map((t, i) => t / floors[i]!);
-  return { name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss };
+  return {
+    name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss,
+    floorCpuSeconds: median(floorCpu), cpuSeconds: median(runCpu),
+  };
 }
 
 export function median(xs: readonly number[]): number {
@@ -135,5 +156,6 @@ export function median(xs: readonly number[]): number {
 export function printComparison(c: FloorComparison): void {
   console.log(row(`  ${c.name} (${c.gbPerInput.toFixed(2)} GB × 3)`, {
     floor_s: c.floorSeconds, run_s: c.seconds, ratio: c.ratio, ratios: c.ratios.map((r) => r.toFixed(2)).join('/'), peak_rss_MB: c.maxRssMB,
+    floor_cpu_s: c.floorCpuSeconds, run_cpu_s: c.cpuSeconds,
   }));
 }
