@@ -88,6 +88,12 @@ export interface KernelDef<P = unknown, S = unknown> {
    * pages for) megabytes per tensor
    */
   readonly releasesAccumulator?: boolean;
+  /**
+   * With releasesAccumulator: zeroes the parts of a reused accumulator (handed over as the last
+   * pass left it) that this pass's folds and finish read before they write them, e.g. the sums
+   * and the headers of appended lists but not the lists; without it, the executor zeroes it all.
+   */
+  clearAccumulator?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): void;
   /** turns the folded accumulator into the state for the next pass */
   finish?(pass: number, params: P, state: S | undefined, acc: Float64Array, info: TensorInfo): S;
   /**

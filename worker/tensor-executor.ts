@@ -90,7 +90,9 @@ export async function executeJobs(
     if (a.pass < a.passes) {
       const k = a.kernel;
       const len = k.accumulatorLength?.(a.pass, a.job.params, a.state, a.info) ?? k.partialLength?.(a.pass, a.job.params, a.state, a.info) ?? 0;
-      a.acc = a.kernel.releasesAccumulator ? accumulators.take(len) : new Float64Array(len);
+      const clears = k.releasesAccumulator === true && k.clearAccumulator !== undefined;
+      a.acc = k.releasesAccumulator ? accumulators.take(len, clears) : new Float64Array(len);
+      if (clears) k.clearAccumulator!(a.pass, a.job.params, a.state, a.acc, a.info);
       skip = k.skipPass?.(a.pass, a.job.params, a.state, a.info) ?? false;
     } else {
       a.acc = undefined;
@@ -194,19 +196,26 @@ export async function executeJobs(
 }
 
 
-/** Accumulators of kernels that release them, kept for the next pass or tensor (zeroed when taken). */
+/**
+ * Tests: accumulators a kernel clears itself (clearAccumulator) come filled with NaN, fresh or
+ * reused, so that a read of a part it did not clear shows in the results.
+ */
+export const ACCUMULATOR_CHECKS = { poison: false };
+
+/** Accumulators of kernels that release them, kept for the next pass or tensor (zeroed when taken, unless the kernel clears them). */
 class AccumulatorPool {
   private readonly free: Float64Array[] = [];
 
-  take(len: number): Float64Array {
+  take(len: number, dirty = false): Float64Array {
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {
       const l = this.free[i]!.length;
       if (l >= len && (best < 0 || l < this.free[best]!.length)) best = i;
     }
-    if (best < 0) return new Float64Array(len);
-    const buf = this.free.splice(best, 1)[0]!;
-    return buf.fill(0, 0, len).subarray(0, len);
+    const acc = best < 0 ? new Float64Array(len) : this.free.splice(best, 1)[0]!.subarray(0, len);
+    if (dirty && ACCUMULATOR_CHECKS.poison) acc.fill(NaN);
+    else if (!dirty && best >= 0) acc.fill(0);
+    return acc;
   }
 
   give(acc: Float64Array): void {

@@ -5,7 +5,8 @@ import type { TaskArithmeticParams } from '../../core/specs/merge-spec.js';
 import { combine, combineThinnedSum } from './ta-combine.js';
 import { dellaRowProbs } from './ta-della.js';
 import {
-  SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength, selectFinish, selectFold,
+  SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength,
+  selectClearAccumulator, selectFinish, selectFold,
   selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tieEnd, tiesKept, type Cut, type SelectState, type WindowLayout,
 } from './ta-select.js';
 
@@ -358,6 +359,12 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
   },
 
   releasesAccumulator: true,
+
+  clearAccumulator(pass, params, state, acc, info) {
+    const plan = planOf(params, info.numel);
+    if (pass < plan.selectPasses) selectClearAccumulator(pass, plan.cuts, params.weights.length, state?.select, layoutOf(params, info), acc);
+    else acc.fill(0);
+  },
 
   fold(pass, acc, partial, blockIndex) {
     // only the selection's passes get here; the L1 pass and the low-bits histogram sum (foldsBySum)

@@ -1,10 +1,11 @@
-import { describe, it, expect } from 'vitest';
+import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import { tensorKey, uniformAt } from '../../../core/counter-rng.js';
 import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
 import { BLOCK_ELEMENTS, blocksOf } from '../../../core/plan.js';
 import { dellaRowProbs } from '../../../worker/kernels/ta-della.js';
 import { SELECT_LIMITS, SELECT_STATS } from '../../../worker/kernels/ta-select.js';
 import { setSimdEnabled, simdUse } from '../../../worker/simd/simd-module.js';
+import { ACCUMULATOR_CHECKS } from '../../../worker/tensor-executor.js';
 import type { TaskArithmeticParams } from '../../../core/specs/merge-spec.js';
 import { runKernels } from '../../helpers/kernel-runner.js';
 import { f32, fineTune, gaussian, maxRelError, rng, runKernel, shuffledDispatcher } from './merge-harness.js';
@@ -137,6 +138,15 @@ function refGta(name: string, shape: readonly number[], base: Float32Array, mode
 const TIES: Omit<Ref, 'weights'> = { sparsify: 'magnitude', consensus: 'sum', rescale: 'none', normalize: true, lambda: 1 };
 
 // ---------------------------------------------------------------------------------------
+
+// the kernel clears its reused accumulators itself (clearAccumulator): here they come full of NaN
+// instead of as the last tensor left them, so that a part it failed to clear spoils the results
+beforeAll(() => {
+  ACCUMULATOR_CHECKS.poison = true;
+});
+afterAll(() => {
+  ACCUMULATOR_CHECKS.poison = false;
+});
 
 describe('task-arithmetic kernel: golden vectors (issue 3)', () => {
   const base = f32([0, 0, 0, 0]);
