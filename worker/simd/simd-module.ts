@@ -53,6 +53,8 @@ export interface SimdKernels {
     x0: number, x1: number, x2: number, x3: number, terms: number,
     c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
   ): void;
+  linear2ExactBf16(x0: number, x1: number, terms: number, c0: number, c1: number, out: number, n: number): void;
+  linear2ExactBf16To16(x0: number, x1: number, terms: number, c0: number, c1: number, out: number, n: number): void;
   linear4Bf16To16(
     x0: number, x1: number, x2: number, x3: number, terms: number,
     c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
@@ -134,7 +136,7 @@ export function simdEnabled(): boolean {
 }
 
 /** How many times this thread's kernels chose the SIMD loops (tests check that a path really ran there). */
-export const simdUse = { calls: 0, rawBf16: 0 };
+export const simdUse = { calls: 0, rawBf16: 0, exactLinear: 0 };
 
 /** The kernels, when every array given lives in the module's memory (and the backend is on). */
 export function simdFor(...arrays: readonly ArrayBufferView[]): SimdKernels | undefined {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
 import { decodeInto, encodeFrom } from '../../../worker/simd/simd-codec.js';
 import { setSimdEnabled, simdBytes, simdFloats, simdFor, simdUse, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
-import { linearKernel } from '../../../worker/kernels/linear.js';
+import { exactOnBf16, linearKernel } from '../../../worker/kernels/linear.js';
 import { rng } from '../kernels/merge-harness.js';
 
 // Each WebAssembly loop against a naive JavaScript reference, bit for bit, on lengths that
@@ -287,6 +287,83 @@ describe('linear loop', () => {
         k.encodeBf16(want.byteOffset, wantEnc.byteOffset, n);
         expect(Buffer.from(enc).equals(Buffer.from(wantEnc))).toBe(true);
       }
+    }
+  });
+
+  it('linear2ExactBf16 (f32 and BF16 out) gives linear4\'s bits over every BF16 pattern, for coefficients exact on BF16', () => {
+    // x₀ runs through all 65 536 patterns (NaN, ±Inf, ±0, subnormals, the largest), x₁ through them shuffled; 3 more for the tail
+    const n = 65536 + 3;
+    const r = rng(17);
+    const raws = [0, 1].map(() => simdBytes(2 * n));
+    const w0 = new Uint16Array(raws[0]!.buffer, raws[0]!.byteOffset, n);
+    const w1 = new Uint16Array(raws[1]!.buffer, raws[1]!.byteOffset, n);
+    for (let j = 0; j < n; j++) w0[j] = j & 0xffff;
+    for (let j = 0; j < n; j++) w1[j] = Math.floor(r() * 0x10000);
+    const dec = raws.map((raw) => {
+      const f = simdFloats(n);
+      decodeInto('BF16', raw, f, n);
+      return f;
+    });
+    const want = simdFloats(n);
+    const got = simdFloats(n);
+    const enc = simdBytes(2 * n);
+    const wantEnc = simdBytes(2 * n);
+    const k = kernels(...raws, ...dec, want, got, enc, wantEnc);
+    const sets: [number, number, number][] = [[0.5, 0.5, 2], [1, -1, 2], [0.75, 0.25, 2], [2 ** -16, 1, 2], [65535 / 65536, -(2 ** -16), 2], [1, 1, 2], [-1, 0, 1], [0.5, 0, 1]];
+    for (const [c0, c1, terms] of sets) {
+      expect([c0, c1].slice(0, terms).every(exactOnBf16)).toBe(true);
+      k.linear4(dec[0]!.byteOffset, dec[1]!.byteOffset, 0, 0, terms, c0, c1, 0, 0, 0, want.byteOffset, n);
+      k.linear2ExactBf16(raws[0]!.byteOffset, raws[1]!.byteOffset, terms, c0, c1, got.byteOffset, n);
+      expect(Buffer.from(bitsOf(got).buffer, got.byteOffset, 4 * n).equals(Buffer.from(bitsOf(want).buffer, want.byteOffset, 4 * n)), `${c0}, ${c1}`).toBe(true);
+      k.linear2ExactBf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, terms, c0, c1, enc.byteOffset, n);
+      k.encodeBf16(want.byteOffset, wantEnc.byteOffset, n);
+      expect(Buffer.from(enc).equals(Buffer.from(wantEnc)), `${c0}, ${c1} to BF16`).toBe(true);
+    }
+    // where the argument fails, so does the loop: 1.5 overflows f32 where f64 does not, 1/3 is not exact
+    for (const [c0, c1] of [[1.5, -1.5], [1 / 3, 2 / 3]] as const) {
+      expect(exactOnBf16(c0)).toBe(false);
+      k.linear4(dec[0]!.byteOffset, dec[1]!.byteOffset, 0, 0, 2, c0, c1, 0, 0, 0, want.byteOffset, n);
+      k.linear2ExactBf16(raws[0]!.byteOffset, raws[1]!.byteOffset, 2, c0, c1, got.byteOffset, n);
+      expect(Buffer.from(bitsOf(got).buffer, got.byteOffset, 4 * n).equals(Buffer.from(bitsOf(want).buffer, want.byteOffset, 4 * n))).toBe(false);
+    }
+    expect([2 ** -17, 0.3, 1 + 2 ** -16].some(exactOnBf16)).toBe(false);
+  });
+
+  it('the linear kernel takes the exact f32 loop for raw BF16 blocks when it may, with the bytes of its JavaScript loop', () => {
+    const n = 4099;
+    const r = rng(5);
+    const raws = [0, 1, 2].map(() => simdBytes(2 * n));
+    // NaN in the first input only: where two NaNs meet, which one's payload an add keeps is up to
+    // the engine (WebAssembly leaves it open), so JavaScript and WebAssembly may differ there
+    const isNaN16 = (w: number): boolean => (w & 0x7f80) === 0x7f80 && (w & 0x7f) !== 0;
+    raws.forEach((raw, i) => {
+      const w = new Uint16Array(raw.buffer, raw.byteOffset, n);
+      for (let j = 0; j < n; j++) {
+        const x = r() < 0.05 ? [0x7fc1, 0xff80, 0x8000, 0x0001][Math.floor(r() * 4)]! : Math.floor(r() * 0x10000);
+        w[j] = i > 0 && isNaN16(x) ? x & 0xbfff : x;
+      }
+    });
+    const dec = raws.map((raw) => {
+      const f = new Float32Array(n);
+      decodeInto('BF16', raw, f, n);
+      return f;
+    });
+    const block = { tensor: 't', shape: [n], blockIndex: 0, start: 0, length: n, rowLength: n };
+    const cases: [number[][], boolean][] = [[[[0.5, 0.5, 0]], true], [[[1, -1]], true], [[[0.5, 0.25, 0.25]], false], [[[0.3, 0.7]], false]];
+    for (const [coefficients, exact] of cases) {
+      const inSimd = dec.map(() => simdFloats(n));
+      const bf16Out = simdBytes(2 * n);
+      const before = simdUse.exactLinear;
+      const done = linearKernel.map!({ coefficients }, undefined, inSimd, [simdFloats(n)], {
+        ...block, bf16: { raw: raws, decode: () => dec.forEach((d, i) => inSimd[i]!.set(d)) }, bf16Out,
+      });
+      expect(done).toBe('encoded');
+      expect(simdUse.exactLinear - before).toBe(exact ? 1 : 0);
+      const ref = [new Float32Array(n)];
+      linearKernel.map!({ coefficients }, undefined, dec, ref, block);
+      const refEnc = new Uint8Array(2 * n);
+      encodeBlock('BF16', ref[0]!, refEnc, n);
+      expect(Buffer.from(bf16Out).equals(Buffer.from(refEnc)), JSON.stringify(coefficients)).toBe(true);
     }
   });
 
