@@ -235,8 +235,8 @@ function fusedSettings(
  * threshold per model). False (nothing written) when the model count has no fused loop.
  */
 function fusedMap(
-  p: TaskArithmeticParams, inputs: readonly Float32Array[], out: Float32Array, n: number, bf16: RawBf16 | undefined, outBf16: Uint8Array | undefined,
-): boolean | 'encoded' {
+  p: TaskArithmeticParams, inputs: readonly Float32Array[], out: Float32Array, n: number, bf16: RawBf16 | undefined,
+): boolean {
   const models = p.weights.length;
   const ins = inputs.length === models + 1 ? inputs : inputs.slice(0, models + 1);
   const cuts = [...new Set(splits.filter((s) => s > 0 && s < n))].sort((a, b) => a - b);
@@ -244,7 +244,6 @@ function fusedMap(
     // the whole block in one segment: the loop may read the BF16 inputs raw
     return combineThinnedSum({
       inputs: ins, factors, thresholds: segment(0), weights: p.weights, out, n, normalize: p.normalize, lambda: p.lambda, bf16,
-      ...(outBf16 ? { outBf16 } : {}),
     });
   }
   bf16?.decode();
@@ -395,9 +394,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     // with no select pass run (every cut trivial), the initial state says which cuts keep all or nothing
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
     if (params.sparsify === 'magnitude' && params.consensus === 'sum' && models >= 1 && models <= 3 && fusedSettings(params, state, sel, block, inputs)) {
-      const done = fusedMap(params, inputs, out, n, block.bf16, block.bf16Out);
-      if (done === 'encoded') return 'encoded';
-      if (done) {
+      if (fusedMap(params, inputs, out, n, block.bf16)) {
         for (let k = 1; k < outputs.length; k++) outputs[k]!.set(out.subarray(0, n));
         return;
       }

@@ -64,20 +64,9 @@ export interface SimdKernels {
     f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
     w0: number, w1: number, norm: number, lambda: number,
   ): void;
-  tiesMap2Bf16To16(
-    base: number, x0: number, x1: number, out: number, n: number,
-    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
-    w0: number, w1: number, norm: number, lambda: number,
-  ): void;
   tiesMap1(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
   tiesMap1Bf16(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
-  tiesMap1Bf16To16(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
   tiesMap3Bf16(
-    base: number, x0: number, x1: number, x2: number, out: number, n: number,
-    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
-    w0: number, w1: number, w2: number, norm: number, lambda: number,
-  ): void;
-  tiesMap3Bf16To16(
     base: number, x0: number, x1: number, x2: number, out: number, n: number,
     f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
     w0: number, w1: number, w2: number, norm: number, lambda: number,

@@ -450,27 +450,14 @@ describe('BF16 variants of the TIES loops', () => {
       k.tiesMap2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, out[0]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
       k.tiesMap2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, out[1]!.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
       expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
-      // ...and encoding in the loop gives encodeBf16's bytes of that result
-      const enc = simdBytes(2 * n);
-      const want = simdBytes(2 * n);
-      const k2 = kernels(enc, want);
-      k2.tiesMap2Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, enc.byteOffset, n, 0.75, -0.5, 2e-3, 1e-3, 1, 1, 0.6, 0.4, norm, 1.25);
-      k2.encodeBf16(out[1]!.byteOffset, want.byteOffset, n);
-      expect(Buffer.from(enc).equals(Buffer.from(want))).toBe(true);
-      // three models (the third a copy of the second, shifted): the same three forms
+      // three models (the third a copy of the second, shifted): the same two forms
       k.tiesMap3(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, dec[1]!.byteOffset, out[0]!.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
       k.tiesMap3Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[1]!.byteOffset, out[1]!.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
       expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
-      k2.tiesMap3Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, raws[1]!.byteOffset, enc.byteOffset, n, 0.75, -0.5, 0.3, 2e-3, 1e-3, 0, 1, 1, 1, 0.6, 0.4, 0.2, norm, 1.25);
-      k2.encodeBf16(out[1]!.byteOffset, want.byteOffset, n);
-      expect(Buffer.from(enc).equals(Buffer.from(want))).toBe(true);
-      // one model: the same three forms
+      // one model: the same two forms
       k.tiesMap1(dec[0]!.byteOffset, dec[1]!.byteOffset, out[0]!.byteOffset, n, 0.75, 2e-3, 1, 0.6, norm, 1.25);
       k.tiesMap1Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, out[1]!.byteOffset, n, 0.75, 2e-3, 1, 0.6, norm, 1.25);
       expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
-      k2.tiesMap1Bf16To16(raws[0]!.byteOffset, raws[1]!.byteOffset, enc.byteOffset, n, 0.75, 2e-3, 1, 0.6, norm, 1.25);
-      k2.encodeBf16(out[1]!.byteOffset, want.byteOffset, n);
-      expect(Buffer.from(enc).equals(Buffer.from(want))).toBe(true);
     }
   });
 });

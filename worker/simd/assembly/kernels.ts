@@ -403,7 +403,7 @@ export function takeCounts(hist: usize, len: i32, out: usize): i32 {
  */
 // @ts-ignore: decorator
 @inline
-function tiesMap2Of<T, O>(
+function tiesMap2Of<T>(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32, single: bool,
 ): void {
@@ -418,10 +418,6 @@ function tiesMap2Of<T, O>(
   const lam = f32x4.splat(lambda);
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
-  // the BF16 encoder's constants (O = u16), hoisted out of the loop
-  const ebias = i32x4.splat(0x7fff);
-  const eone = i32x4.splat(1);
-  const equiet = i32x4.splat(0x0040);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
@@ -435,7 +431,7 @@ function tiesMap2Of<T, O>(
     const ky = agree(y, p, one, zero);
     const s = f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky));
     const d = f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky));
-    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm), ebias, eone, equiet);
+    v128.store(out + (<usize>j << 2), finish(b, s, d, lam, one, zero, norm));
   }
   for (; j < n; j++) {
     const b = ld1<T>(base, j);
@@ -444,7 +440,7 @@ function tiesMap2Of<T, O>(
     const p = x + y >= 0;
     const kx = agree1(x, p);
     const ky = agree1(y, p);
-    st1<O>(out, j, finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
+    store<f32>(out + (<usize>j << 2), finish1(b, x * kx + y * ky, w0 * kx + w1 * ky, lambda, norm));
   }
 }
 
@@ -452,7 +448,7 @@ export function tiesMap2(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<f32, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
+  tiesMap2Of<f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
 }
 
 /** tiesMap2 with BF16 inputs (base and models as raw 16-bit words, widened as they are loaded). */
@@ -460,41 +456,26 @@ export function tiesMap2Bf16(
   base: usize, x0: usize, x1: usize, out: usize, n: i32,
   f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap2Of<u16, f32>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
+  tiesMap2Of<u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
 }
 
-/** tiesMap2Bf16 that also writes BF16 (encodeBf16's rounding, in the same loop): out holds n 16-bit words. */
-export function tiesMap2Bf16To16(
-  base: usize, x0: usize, x1: usize, out: usize, n: i32,
-  f0: f32, f1: f32, l0: f32, l1: f32, g0: i32, g1: i32, w0: f32, w1: f32, norm: i32, lambda: f32,
-): void {
-  tiesMap2Of<u16, u16>(base, x0, x1, out, n, f0, f1, l0, l1, g0, g1, w0, w1, norm, lambda, false);
-}
-
-/** tiesMap2 for one model (combineThinnedSum, m = 1), and its BF16 variants. */
+/** tiesMap2 for one model (combineThinnedSum, m = 1), and its BF16 variant. */
 export function tiesMap1(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
-  tiesMap2Of<f32, f32>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
+  tiesMap2Of<f32>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
 }
 
 export function tiesMap1Bf16(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
-  tiesMap2Of<u16, f32>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
-}
-
-export function tiesMap1Bf16To16(base: usize, x0: usize, out: usize, n: i32, f0: f32, l0: f32, g0: i32, w0: f32, norm: i32, lambda: f32): void {
-  tiesMap2Of<u16, u16>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
+  tiesMap2Of<u16>(base, x0, x0, out, n, f0, 0, l0, 0, g0, 0, w0, 0, norm, lambda, true);
 }
 
 /** tiesMap2 for three models (combineThinnedSum, m = 3): the vote is (v₀ + v₁) + v₂. */
 // @ts-ignore: decorator
 @inline
-function tiesMap3Of<T, O>(
+function tiesMap3Of<T>(
   base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
   f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
   w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
 ): void {
-  const ebias = i32x4.splat(0x7fff);
-  const eone = i32x4.splat(1);
-  const equiet = i32x4.splat(0x0040);
   const lv0 = f32x4.splat(l0);
   const lv1 = f32x4.splat(l1);
   const lv2 = f32x4.splat(l2);
@@ -522,7 +503,7 @@ function tiesMap3Of<T, O>(
     const kz = agree(z, p, one, zero);
     const s = f32x4.add(f32x4.add(f32x4.mul(x, kx), f32x4.mul(y, ky)), f32x4.mul(z, kz));
     const d = f32x4.add(f32x4.add(f32x4.mul(wv0, kx), f32x4.mul(wv1, ky)), f32x4.mul(wv2, kz));
-    st4<O>(out, j, finish(b, s, d, lam, one, zero, norm), ebias, eone, equiet);
+    v128.store(out + (<usize>j << 2), finish(b, s, d, lam, one, zero, norm));
   }
   for (; j < n; j++) {
     const b = ld1<T>(base, j);
@@ -533,7 +514,7 @@ function tiesMap3Of<T, O>(
     const kx = agree1(x, p);
     const ky = agree1(y, p);
     const kz = agree1(z, p);
-    st1<O>(out, j, finish1(b, x * kx + y * ky + z * kz, w0 * kx + w1 * ky + w2 * kz, lambda, norm));
+    store<f32>(out + (<usize>j << 2), finish1(b, x * kx + y * ky + z * kz, w0 * kx + w1 * ky + w2 * kz, lambda, norm));
   }
 }
 
@@ -542,24 +523,16 @@ export function tiesMap3(
   f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
   w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap3Of<f32, f32>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
+  tiesMap3Of<f32>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
 }
 
-/** tiesMap3 with BF16 inputs, and with a BF16 output encoded in the loop (To16). */
+/** tiesMap3 with BF16 inputs. */
 export function tiesMap3Bf16(
   base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
   f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
   w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
 ): void {
-  tiesMap3Of<u16, f32>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
-}
-
-export function tiesMap3Bf16To16(
-  base: usize, x0: usize, x1: usize, x2: usize, out: usize, n: i32,
-  f0: f32, f1: f32, f2: f32, l0: f32, l1: f32, l2: f32, g0: i32, g1: i32, g2: i32,
-  w0: f32, w1: f32, w2: f32, norm: i32, lambda: f32,
-): void {
-  tiesMap3Of<u16, u16>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
+  tiesMap3Of<u16>(base, x0, x1, x2, out, n, f0, f1, f2, l0, l1, l2, g0, g1, g2, w0, w1, w2, norm, lambda);
 }
 
 /** f·(δ·m) with the keep mask m as 0.0 / 1.0 (a multiply, so a dropped NaN or ±Inf becomes NaN, as in JS). */
