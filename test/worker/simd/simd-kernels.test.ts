@@ -231,6 +231,25 @@ describe('TIES selection loops', () => {
   });
 });
 
+/**
+ * `count` BF16 blocks of n elements in the module's memory, filled by `fill`, their decoded f32
+ * copies, and the scratch the linear tests compare in (f32 and BF16, got and want).
+ */
+function bf16Blocks(count: number, n: number, fill: (i: number, words: Uint16Array) => void) {
+  const raws = Array.from({ length: count }, () => simdBytes(2 * n));
+  raws.forEach((raw, i) => fill(i, new Uint16Array(raw.buffer, raw.byteOffset, n)));
+  const dec = raws.map((raw) => {
+    const f = simdFloats(n);
+    decodeInto('BF16', raw, f, n);
+    return f;
+  });
+  const want = simdFloats(n);
+  const got = simdFloats(n);
+  const enc = simdBytes(2 * n);
+  const wantEnc = simdBytes(2 * n);
+  return { raws, dec, want, got, enc, wantEnc, k: kernels(...raws, ...dec, want, got, enc, wantEnc) };
+}
+
 describe('linear loop', () => {
   it('linear4: ((c₀x₀ + c₁x₁) + …) + b in f64, rounded once to f32, for one to four terms, as the naive loop', () => {
     for (const n of [4099, 4096, 3]) {
@@ -263,21 +282,9 @@ describe('linear loop', () => {
   it('linear4Bf16 reads BF16 with the bits of linear4 on the decoded values; linear4Bf16To16 writes encodeBf16 of them', () => {
     for (const n of [4099, 4096, 5]) {
       const r = rng(n + 1);
-      const raws = [0, 1, 2, 3].map(() => simdBytes(2 * n));
-      for (const raw of raws) {
-        const w = new Uint16Array(raw.buffer, raw.byteOffset, n);
+      const { raws, dec, want, got, enc, wantEnc, k } = bf16Blocks(4, n, (_i, w) => {
         for (let j = 0; j < n; j++) w[j] = r() < 0.05 ? [0x7fc1, 0xff80, 0x8000, 0x0001][Math.floor(r() * 4)]! : Math.floor(r() * 0x10000) & 0xbfff;
-      }
-      const dec = raws.map((raw) => {
-        const f = simdFloats(n);
-        decodeInto('BF16', raw, f, n);
-        return f;
       });
-      const want = simdFloats(n);
-      const got = simdFloats(n);
-      const enc = simdBytes(2 * n);
-      const wantEnc = simdBytes(2 * n);
-      const k = kernels(...raws, ...dec, want, got, enc, wantEnc);
       const c = [0.5, -1.25, 1 / 3, 7e-3];
       for (let terms = 1; terms <= 4; terms++) {
         k.linear4(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, dec[3]!.byteOffset, terms, c[0]!, c[1]!, c[2]!, c[3]!, 0.1, want.byteOffset, n);
@@ -294,21 +301,9 @@ describe('linear loop', () => {
     // x₀ runs through all 65 536 patterns (NaN, ±Inf, ±0, subnormals, the largest), x₁ through them shuffled; 3 more for the tail
     const n = 65536 + 3;
     const r = rng(17);
-    const raws = [0, 1].map(() => simdBytes(2 * n));
-    const w0 = new Uint16Array(raws[0]!.buffer, raws[0]!.byteOffset, n);
-    const w1 = new Uint16Array(raws[1]!.buffer, raws[1]!.byteOffset, n);
-    for (let j = 0; j < n; j++) w0[j] = j & 0xffff;
-    for (let j = 0; j < n; j++) w1[j] = Math.floor(r() * 0x10000);
-    const dec = raws.map((raw) => {
-      const f = simdFloats(n);
-      decodeInto('BF16', raw, f, n);
-      return f;
+    const { raws, dec, want, got, enc, wantEnc, k } = bf16Blocks(2, n, (i, w) => {
+      for (let j = 0; j < n; j++) w[j] = i === 0 ? j & 0xffff : Math.floor(r() * 0x10000);
     });
-    const want = simdFloats(n);
-    const got = simdFloats(n);
-    const enc = simdBytes(2 * n);
-    const wantEnc = simdBytes(2 * n);
-    const k = kernels(...raws, ...dec, want, got, enc, wantEnc);
     const sets: [number, number, number][] = [[0.5, 0.5, 2], [1, -1, 2], [0.75, 0.25, 2], [2 ** -16, 1, 2], [65535 / 65536, -(2 ** -16), 2], [1, 1, 2], [-1, 0, 1], [0.5, 0, 1]];
     for (const [c0, c1, terms] of sets) {
       expect([c0, c1].slice(0, terms).every(exactOnBf16)).toBe(true);
