@@ -104,7 +104,6 @@ function combine(c: readonly number[], b: number, xs: readonly Float32Array[], o
   }
 }
 
-/** The inputs with a nonzero coefficient, and those coefficients: dropping zero terms is exact, and saves a pass. */
 /**
  * A coefficient whose product with any BF16 value is exact in f32: |c| ≤ 1 with c·2¹⁶ an integer
  * (0.5, 0.25, 0.75, ±1, …: a two-model soup, a difference), at most 16 significant bits that
@@ -114,6 +113,7 @@ export function exactOnBf16(c: number): boolean {
   return Math.abs(c) <= 1 && Number.isInteger(c * 65536);
 }
 
+/** The inputs with a nonzero coefficient, and those coefficients: dropping zero terms is exact, and saves a pass. */
 function nonzeroTerms<T>(c: readonly number[], xs: readonly T[]): { terms: T[]; coef: number[] } {
   const terms: T[] = [];
   const coef: number[] = [];

@@ -15,17 +15,8 @@ function ld4<T>(p: usize, j: i32): v128 {
   return v128.load(p + (<usize>j << 2));
 }
 
-// The store for four (st4) or one (st1) results at element j: O = f32 stores them, O = u16 encodes
-// them to BF16 first (as encodeBf16).
-// @ts-ignore: decorator
-@inline
-function st4<O>(p: usize, j: i32, v: v128, bias: v128, one: v128, quiet: v128): void {
-  if (sizeof<O>() == 2) {
-    const e = encode4(v, bias, one, quiet);
-    store<u64>(p + (<usize>j << 1), i64x2.extract_lane(i16x8.narrow_i32x4_u(e, e), 0));
-  } else v128.store(p + (<usize>j << 2), v);
-}
-
+// The store of one result at element j (the loops' tails): O = f32 stores it, O = u16 encodes it
+// to BF16 first (as encodeBf16).
 // @ts-ignore: decorator
 @inline
 function st1<O>(p: usize, j: i32, v: f32): void {
@@ -420,7 +411,6 @@ function tiesMap2Of<T>(
   const zero = f32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
     const b = ld4<T>(base, j);
     const x = thinned(fv0, f32x4.sub(ld4<T>(x0, j), b), lv0, gm0, one);
     // one model (single, a constant where inlined): a second that is +0 everywhere, so that the
