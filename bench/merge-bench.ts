@@ -10,13 +10,17 @@ import { join } from 'node:path';
 import { compareToFloor, printComparison, type FloorComparison } from './bench-tools.js';
 import { family } from './eval-bench.js';
 
+// both merges read all three checkpoints, as the floor does (the linear recipe merged two of
+// them until session 4, which read a third less than its floor)
 const RECIPES: Record<string, (base: string, a: string, b: string) => string> = {
-  linear: (_base, a, b) => `merge_method: linear
+  'linear, ⅓ each': (base, a, b) => `merge_method: linear
 models:
+  - model: ${base}
+    parameters: {weight: 1}
   - model: ${a}
-    parameters: {weight: 0.5}
+    parameters: {weight: 1}
   - model: ${b}
-    parameters: {weight: 0.5}
+    parameters: {weight: 1}
 dtype: bfloat16
 `,
   'ties ρ=0.5': (base, a, b) => `merge_method: ties
@@ -36,8 +40,9 @@ export function mergeBench(root: string, threads = 2, only?: readonly string[]):
   mkdirSync(recipes, { recursive: true });
   const out: FloorComparison[] = [];
   for (const [name, recipe] of Object.entries(RECIPES)) {
-    if (only && !only.includes(name.split(' ')[0]!)) continue;
-    const file = join(recipes, `${name.split(' ')[0]}.yaml`);
+    const method = name.split(/[ ,]/)[0]!;
+    if (only && !only.includes(method)) continue;
+    const file = join(recipes, `${method}.yaml`);
     writeFileSync(file, recipe(f.base, f.a, f.b));
     out.push(compareToFloor(name, f.inputs, f.size, ['merge', file, '--threads', String(threads)], join(f.dir, 'merged')));
   }
