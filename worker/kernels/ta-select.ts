@@ -175,11 +175,15 @@ function windowOffsets(cuts: readonly Cut[], sources: number, numel: number): nu
   return offs;
 }
 
+/** Whether pass `pass` collects windows: pass 0 when they are on, pass 1 for the cuts whose pass-0 windows missed (SelectState.win). */
+function windowedPass(pass: number, state: SelectState | undefined): boolean {
+  return pass === 0 ? SELECT_LIMITS.windows : pass === 1 && (state?.win.some((w) => w >= 0) ?? false);
+}
+
 export function selectAccumulatorLength(
   pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined, layout?: WindowLayout,
 ): number {
-  if (pass === 0) return layout && SELECT_LIMITS.windows ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
-  if (pass === 1) return layout && state?.win.some((w) => w >= 0) ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
+  if (pass === 0 || pass === 1) return layout && windowedPass(pass, state) ? windowOffsets(cuts, layout.sources, layout.numel)[cuts.length]! : sources * HI_BUCKETS;
   if (pass === 2) return state ? candidateOffsets(state)[cuts.length]! : 0;
   return selectPartialLength(pass, cuts);
 }
@@ -192,12 +196,11 @@ export function selectAccumulatorLength(
  * (about 650 MB per merge of three 1.16 GB checkpoints), as was zeroing those of the passes skipped.
  */
 export function selectClearAccumulator(
-  pass: number, cuts: readonly Cut[], sources: number, state: SelectState | undefined, layout: WindowLayout | undefined, acc: Float64Array,
+  pass: number, cuts: readonly Cut[], state: SelectState | undefined, layout: WindowLayout | undefined, acc: Float64Array,
 ): void {
   // a pass no cut needs (selectSkip) has no blocks, and its finish reads nothing of it
   if (selectSkip(pass, state)) return;
-  const windows = layout && (pass === 0 ? SELECT_LIMITS.windows : pass === 1 && state?.win.some((w) => w >= 0));
-  if ((pass === 0 || pass === 1) && windows) {
+  if ((pass === 0 || pass === 1) && layout && windowedPass(pass, state)) {
     const offs = windowOffsets(cuts, layout.sources, layout.numel);
     acc.fill(0, 0, offs[0]!);
     for (let c = 0; c < cuts.length; c++) if (offs[c + 1]! > offs[c]!) acc.fill(0, offs[c]!, offs[c]! + WIN_HEADER);
@@ -402,7 +405,7 @@ export function selectReduceDeltas(
       // the SIMD backend counts into a dense histogram of its own, then hands over the touched buckets
       const h = simdCounts.byteOffset;
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
-      const w = windows && SELECT_LIMITS.windows && (pass === 0 || state.win.some((x) => x >= 0)) && windowScratch(cuts.length) ? windows : undefined;
+      const w = windows && windowedPass(pass, state) && windowScratch(cuts.length) ? windows : undefined;
       const fused = pass === 0 && w ? fusedWindows(cuts, state, w.tensor) : undefined;
       if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
         SELECT_STATS.fusedWindowBlocks++;
@@ -556,10 +559,11 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
   const live = [...los.keys()];
   const base = inputs[0]!.byteOffset;
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
+  // the window loops also count the keys above each window: not needed here, they land in simdAbove
   if (live.length === 2) {
     const [c0, c1] = live as [number, number];
-    k.windowDeltas2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1));
-  } else for (const c of live) k.windowDeltas(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c));
+    k.windowAbove2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
+  } else for (const c of live) k.windowAbove1(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
 }
 
@@ -571,8 +575,8 @@ function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: Select
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
   if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
     const [c0, c1] = live as [number, number];
-    k.windowDeltas2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1));
-  } else for (const c of live) k.windowDeltas(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c));
+    k.windowAbove2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
+  } else for (const c of live) k.windowAbove1(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   const offs = windowOffsets(cuts, inputs.length - 1, w.numel);
   for (const c of live) appendWindowRecord(offs[c]!, w.numel, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH));
 }
@@ -947,7 +951,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const win = [...state.win];
   const offs = pass === 2 ? candidateOffsets(state) : [];
   // pass 0's windows, and pass 1's (one for all blocks) where pass 0's missed
-  const windowed = (pass === 0 && SELECT_LIMITS.windows) || (pass === 1 && state.win.some((x) => x >= 0));
+  const windowed = windowedPass(pass, state);
   const woffs = windowed && layout ? windowOffsets(cuts, layout.sources, layout.numel) : [];
   // blocks that sent their histogram only as counts above and below their windows: it is exact
   // between the highest window start and the lowest window end, and nowhere else

@@ -361,7 +361,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
 
   clearAccumulator(pass, params, state, acc, info) {
     const plan = planOf(params, info.numel);
-    if (pass < plan.selectPasses) selectClearAccumulator(pass, plan.cuts, params.weights.length, state?.select, layoutOf(params, info), acc);
+    if (pass < plan.selectPasses) selectClearAccumulator(pass, plan.cuts, state?.select, layoutOf(params, info), acc);
     else acc.fill(0);
   },
 

@@ -15,6 +15,27 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WeightspaceError } from '../../core/errors.js';
 
+// one signature for each family of loops: the f32 form and its BF16-input (and BF16-output) variants
+type WindowAbove2 = (
+  base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
+  list0: number, list1: number, above: number,
+) => void;
+type WindowAbove1 = (base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number) => void;
+type TiesMap1 = (base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number) => void;
+type TiesMap2 = (
+  base: number, x0: number, x1: number, out: number, n: number,
+  f0: number, f1: number, l0: number, l1: number, g0: number, g1: number, w0: number, w1: number, norm: number, lambda: number,
+) => void;
+type TiesMap3 = (
+  base: number, x0: number, x1: number, x2: number, out: number, n: number,
+  f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
+  w0: number, w1: number, w2: number, norm: number, lambda: number,
+) => void;
+type Linear4 = (
+  x0: number, x1: number, x2: number, x3: number, terms: number, c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
+) => void;
+type Linear2Exact = (x0: number, x1: number, terms: number, c0: number, c1: number, out: number, n: number) => void;
+
 /** The module's exports: pointers are byte offsets into its memory, n counts elements. */
 export interface SimdKernels {
   decodeBf16(src: number, dst: number, n: number): void;
@@ -23,59 +44,24 @@ export interface SimdKernels {
   histDeltas2(base: number, x0: number, x1: number, n: number, hist: number): void;
   lowDeltas(base: number, x: number, n: number, t: number, lo: number): void;
   lowDeltas2(base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number): void;
-  windowAbove2(
-    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
-    list0: number, list1: number, above: number,
-  ): void;
-  windowAbove2Bf16(
-    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number,
-    list0: number, list1: number, above: number,
-  ): void;
-  windowAbove1(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number): void;
-  windowAbove1Bf16(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number): void;
+  windowAbove2: WindowAbove2;
+  windowAbove2Bf16: WindowAbove2;
+  windowAbove1: WindowAbove1;
+  windowAbove1Bf16: WindowAbove1;
   takeTouched(counts: number, list: number, span: number, out: number): number;
   takeCounts(hist: number, len: number, out: number): number;
   localBucket(hist: number, need: number): number;
-  windowDeltas(base: number, x: number, n: number, lo: number, width: number, counts: number, list: number): void;
-  windowDeltas2(
-    base: number, x0: number, x1: number, n: number, lo0: number, lo1: number, width: number, counts0: number, counts1: number, list0: number, list1: number,
-  ): void;
-  tiesMap2(
-    base: number, x0: number, x1: number, out: number, n: number,
-    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
-    w0: number, w1: number, norm: number, lambda: number,
-  ): void;
-  linear4(
-    x0: number, x1: number, x2: number, x3: number, terms: number,
-    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
-  ): void;
-  linear4Bf16(
-    x0: number, x1: number, x2: number, x3: number, terms: number,
-    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
-  ): void;
-  linear2ExactBf16(x0: number, x1: number, terms: number, c0: number, c1: number, out: number, n: number): void;
-  linear2ExactBf16To16(x0: number, x1: number, terms: number, c0: number, c1: number, out: number, n: number): void;
-  linear4Bf16To16(
-    x0: number, x1: number, x2: number, x3: number, terms: number,
-    c0: number, c1: number, c2: number, c3: number, b: number, out: number, n: number,
-  ): void;
-  tiesMap2Bf16(
-    base: number, x0: number, x1: number, out: number, n: number,
-    f0: number, f1: number, l0: number, l1: number, g0: number, g1: number,
-    w0: number, w1: number, norm: number, lambda: number,
-  ): void;
-  tiesMap1(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
-  tiesMap1Bf16(base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number): void;
-  tiesMap3Bf16(
-    base: number, x0: number, x1: number, x2: number, out: number, n: number,
-    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
-    w0: number, w1: number, w2: number, norm: number, lambda: number,
-  ): void;
-  tiesMap3(
-    base: number, x0: number, x1: number, x2: number, out: number, n: number,
-    f0: number, f1: number, f2: number, l0: number, l1: number, l2: number, g0: number, g1: number, g2: number,
-    w0: number, w1: number, w2: number, norm: number, lambda: number,
-  ): void;
+  tiesMap1: TiesMap1;
+  tiesMap1Bf16: TiesMap1;
+  tiesMap2: TiesMap2;
+  tiesMap2Bf16: TiesMap2;
+  tiesMap3: TiesMap3;
+  tiesMap3Bf16: TiesMap3;
+  linear4: Linear4;
+  linear4Bf16: Linear4;
+  linear4Bf16To16: Linear4;
+  linear2ExactBf16: Linear2Exact;
+  linear2ExactBf16To16: Linear2Exact;
 }
 
 /** 64 KiB pages: 128 MiB of address space per thread, resident only where touched. */

@@ -208,70 +208,6 @@ export function localBucket(hist: usize, need: u32): i32 {
 }
 
 /**
- * Pass 0's speculative collection: for the δ = x − base whose high key bits h fall in
- * [lo, lo + width), adds 1 to counts[(h − lo)·2¹⁵ + (key & 0x7fff)].
- */
-export function windowDeltas(base: usize, x: usize, n: i32, lo: u32, width: u32, counts: usize, list: usize): void {
-  const mask = i32x4.splat(KEY_MASK);
-  const low = i32x4.splat(LO_MASK);
-  const lov = i32x4.splat(lo);
-  const wv = i32x4.splat(width);
-  const spare = i32x4.splat(width << HI_SHIFT);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const k = v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask);
-    const rel = i32x4.sub(i32x4.shr_u(k, HI_SHIFT), lov);
-    bumpHits(counts, list, rel, k, i32x4.lt_u(rel, wv), low, spare);
-  }
-  for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const k = reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK;
-    const rel = (k >>> HI_SHIFT) - lo;
-    if (rel < width) bumpT(counts, <i32>((rel << HI_SHIFT) | (k & LO_MASK)), list);
-  }
-}
-
-/**
- * windowDeltas for two cuts in one loop (the base is read once): x0's window [lo0, lo0 + width)
- * into counts0, x1's [lo1, lo1 + width) into counts1. A group of four with any hit bumps all four
- * lanes, the misses into a spare counter at counts·[width·2¹⁵] (no branch per lane to mispredict).
- */
-export function windowDeltas2(
-  base: usize, x0: usize, x1: usize, n: i32, lo0: u32, lo1: u32, width: u32, counts0: usize, counts1: usize, list0: usize, list1: usize,
-): void {
-  const mask = i32x4.splat(KEY_MASK);
-  const low = i32x4.splat(LO_MASK);
-  const lov0 = i32x4.splat(lo0);
-  const lov1 = i32x4.splat(lo1);
-  const wv = i32x4.splat(width);
-  const spare = i32x4.splat(width << HI_SHIFT);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
-    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
-    const rel0 = i32x4.sub(i32x4.shr_u(k0, HI_SHIFT), lov0);
-    const rel1 = i32x4.sub(i32x4.shr_u(k1, HI_SHIFT), lov1);
-    const hit0 = i32x4.lt_u(rel0, wv);
-    const hit1 = i32x4.lt_u(rel1, wv);
-    bumpHits(counts0, list0, rel0, k0, hit0, low, spare);
-    bumpHits(counts1, list1, rel1, k1, hit1, low, spare);
-  }
-  for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
-    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
-    const rel0 = (k0 >>> HI_SHIFT) - lo0;
-    const rel1 = (k1 >>> HI_SHIFT) - lo1;
-    if (rel0 < width) bumpT(counts0, <i32>((rel0 << HI_SHIFT) | (k0 & LO_MASK)), list0);
-    if (rel1 < width) bumpT(counts1, <i32>((rel1 << HI_SHIFT) | (k1 & LO_MASK)), list1);
-  }
-}
-
-/**
  * A window counter's bump that also lists the counter when it leaves 0 (list: [length, indices…]),
  * so that takeTouched visits only the few thousand counters a block touched, not all of them.
  */
@@ -708,9 +644,13 @@ export function linear4Bf16To16(
 }
 
 /**
- * windowDeltas2 with, instead of histDeltas2's full histogram, only how many keys lie above each
- * window (high bucket ≥ start + width), counted four lanes at a time with no scatter: the block's
- * histogram outside its windows is then known only as "above" and "below". above: two u32 counts.
+ * TIES' windows for two cuts in one loop (the base read once): for δᵢ = xᵢ − base whose high key
+ * bits h fall in [loᵢ, loᵢ + width), adds 1 to countsᵢ[(h − loᵢ)·2¹⁵ + (key & 0x7fff)] (bumpHits:
+ * a group of four with any hit bumps all four lanes, the misses into a spare counter); and,
+ * instead of histDeltas2's full histogram, how many keys lie above each window (h ≥ loᵢ + width),
+ * counted four lanes at a time with no scatter: the block's histogram outside its windows is then
+ * known only as "above" and "below". above: two u32 counts (callers that only want the windows
+ * point it at scratch).
  */
 // @ts-ignore: decorator
 @inline
