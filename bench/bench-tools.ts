@@ -86,6 +86,9 @@ export interface FloorComparison {
   /** median of the per-pair ratios run / floor */
   readonly ratio: number;
   readonly ratios: readonly number[];
+  /** every pair's floor and run, wall seconds, in the order they ran */
+  readonly floors: readonly number[];
+  readonly runs: readonly number[];
   readonly floorSeconds: number;
   readonly seconds: number;
   readonly maxRssMB: number;
@@ -142,7 +145,7 @@ export function compareToFloor(name: string, inputs: readonly string[], outBytes
   rmSync(out, { recursive: true, force: true });
   const ratios = runs.map((t, i) => t / floors[i]!);
   return {
-    name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss,
+    name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floors, runs, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss,
     floorCpuSeconds: median(floorCpu), cpuSeconds: median(runCpu),
   };
 }
@@ -155,7 +158,8 @@ export function median(xs: readonly number[]): number {
 
 export function printComparison(c: FloorComparison): void {
   console.log(row(`  ${c.name} (${c.gbPerInput.toFixed(2)} GB × 3)`, {
-    floor_s: c.floorSeconds, run_s: c.seconds, ratio: c.ratio, ratios: c.ratios.map((r) => r.toFixed(2)).join('/'), peak_rss_MB: c.maxRssMB,
+    floor_s: c.floorSeconds, run_s: c.seconds, ratio: c.ratio, ratios: c.ratios.map((r) => r.toFixed(2)).join('/'),
+    pairs: c.floors.map((f, i) => `${f.toFixed(2)}:${c.runs[i]!.toFixed(2)}`).join('/'), peak_rss_MB: c.maxRssMB,
     floor_cpu_s: c.floorCpuSeconds, run_cpu_s: c.cpuSeconds,
   }));
 }

@@ -58,7 +58,9 @@ export async function executeJobs(
   const results = new Map<number, unknown>();
   const queue = [...jobs];
   const active: ActiveJob[] = [];
-  const maxActive = Math.max(2, dispatcher.parallelism);
+  // tensors open at once: enough to keep the blocks in flight, few enough that their
+  // accumulators (TIES' histograms) stay few
+  const maxActive = Math.max(2, Math.ceil(dispatcher.parallelism / 4));
   const inflight = new Set<Promise<void>>();
   const progress = { bytesRead: 0, bytesWritten: 0, jobsDone: 0 };
   const local = new BlockRunner();
