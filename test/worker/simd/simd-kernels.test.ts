@@ -452,5 +452,25 @@ describe('BF16 variants of the TIES loops', () => {
       k.tiesMap1Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, out[1]!.byteOffset, n, 0.75, 2e-3, 1, 0.6, norm, 1.25);
       expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
     }
+    // plain TIES (f = 1, every model cut, λ = 1, normalised): the BF16 loops drop f, g and λ, the f32
+    // loops keep them; the same bits, NaN and ±Inf deltas included (the cuts keep about half)
+    const same = (): boolean => Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n));
+    const at = (i: number, xs: readonly (Float32Array | Uint8Array)[]): number => xs[i]!.byteOffset;
+    // cuts at keys that occur (real cuts lie on a delta's magnitude: |δ| = l is kept)
+    const cutAt = (x: Float32Array, j: number): number => Math.abs(Math.fround(x[j]! - dec[0]![j]!));
+    const [l0, l1, l2] = [cutAt(dec[1]!, 7), cutAt(dec[2]!, 11), cutAt(dec[1]!, 13)];
+    expect(l0 * l1 * l2).toBeGreaterThan(0);
+    k.tiesMap2(at(0, dec), at(1, dec), at(2, dec), out[0]!.byteOffset, n, 1, 1, l0, l1, 1, 1, 0.6, 0.4, 1, 1);
+    k.tiesMap2Bf16(at(0, raws), at(1, raws), at(2, raws), out[1]!.byteOffset, n, 1, 1, l0, l1, 1, 1, 0.6, 0.4, 1, 1);
+    expect(same()).toBe(true);
+    k.tiesMap3(at(0, dec), at(1, dec), at(2, dec), at(1, dec), out[0]!.byteOffset, n, 1, 1, 1, l0, l1, l2, 1, 1, 1, 0.6, 0.4, -0.2, 1, 1);
+    k.tiesMap3Bf16(at(0, raws), at(1, raws), at(2, raws), at(1, raws), out[1]!.byteOffset, n, 1, 1, 1, l0, l1, l2, 1, 1, 1, 0.6, 0.4, -0.2, 1, 1);
+    expect(same()).toBe(true);
+    k.tiesMap1(at(0, dec), at(1, dec), out[0]!.byteOffset, n, 1, l0, 1, 0.6, 1, 1);
+    k.tiesMap1Bf16(at(0, raws), at(1, raws), out[1]!.byteOffset, n, 1, l0, 1, 0.6, 1, 1);
+    expect(same()).toBe(true);
+    // and the plain loop is not the general one with other parameters: λ = 2 changes the bits
+    k.tiesMap2(at(0, dec), at(1, dec), at(2, dec), out[0]!.byteOffset, n, 1, 1, l0, l1, 1, 1, 0.6, 0.4, 1, 2);
+    expect(same()).toBe(false);
   });
 });
