@@ -1,9 +1,9 @@
 /**
  * Shared tools of the benchmarks: the I/O floor (read the inputs, write one output of the
  * same size, nothing else), running the real CLI with peak-RSS measurement, and printing.
- * Timings here are noisy (the floor itself moves by half between minutes, with the page
- * cache's writeback), so each run is paired with a floor measured just before it, and the
- * median of the per-pair ratios is reported.
+ * Timings here are noisy (the floor itself moves severalfold between minutes, with the page
+ * cache's state), so each run is paired with a floor measured just before it, and the median of
+ * the per-pair ratios is reported, with every pair.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -123,7 +123,14 @@ export function warm(inputs: readonly string[]): void {
   }
 }
 
-export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = 3): FloorComparison {
+/**
+ * Pairs per comparison: five, since the floor on this machine ranges from 0.4 to 3.6 s within
+ * minutes (how recently the pages it writes into were freed, on the host as in the guest) while
+ * the runs move far less; a median of three rested on one or two lucky floors.
+ */
+export const PAIRS = 5;
+
+export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = PAIRS): FloorComparison {
   const floors: number[] = [];
   const floorCpu: number[] = [];
   const runs: number[] = [];

@@ -4,7 +4,7 @@
  * (read the three inputs, write one output of the same size) measured in the same run.
  */
 import { join } from 'node:path';
-import { compareToFloor, ensureModel, fileSizes, printComparison, type FloorComparison } from './bench-tools.js';
+import { PAIRS, compareToFloor, ensureModel, fileSizes, printComparison, type FloorComparison } from './bench-tools.js';
 
 /** The bench model families (shared with the merge bench). */
 export const FAMILIES = {
@@ -33,6 +33,6 @@ export function evalBench(root: string, threads = 2): FloorComparison[] {
 }
 
 export function printEvalBench(cases: readonly FloorComparison[]): void {
-  console.log('eval: base + 0.5*(a - base) + 0.5*(b - base), 2 threads, BF16 (ratio: median of 3 runs, each over a floor measured just before it)');
+  console.log(`eval: base + 0.5*(a - base) + 0.5*(b - base), 2 threads, BF16 (ratio: median of ${PAIRS} runs, each over a floor measured just before it; pairs: floor:run seconds)`);
   for (const c of cases) printComparison(c);
 }

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareToFloor, printComparison, type FloorComparison } from './bench-tools.js';
+import { PAIRS, compareToFloor, printComparison, type FloorComparison } from './bench-tools.js';
 import { family } from './eval-bench.js';
 
 // both merges read all three checkpoints, as the floor does (the linear recipe merged two of
@@ -50,6 +50,6 @@ export function mergeBench(root: string, threads = 2, only?: readonly string[]):
 }
 
 export function printMergeBench(cases: readonly FloorComparison[], threads = 2): void {
-  console.log(`merge: mergekit recipes on three BF16 checkpoints, ${threads} threads (ratio: median of 3 runs, each over a floor measured just before it)`);
+  console.log(`merge: mergekit recipes on three BF16 checkpoints, ${threads} threads (ratio: median of ${PAIRS} runs, each over a floor measured just before it; pairs: floor:run seconds)`);
   for (const c of cases) printComparison(c);
 }
