@@ -15,6 +15,13 @@ const POLL_MS = 250;
 /** a lost worker's record is removed after this long without a beat */
 const FORGET_MS = 30_000;
 
+/**
+ * A poll still waiting on NATS after `pollDeadlineMs` is abandoned (its key listing stopped, its
+ * results ignored) and the next one starts: one stalled call must not freeze the view, or new
+ * workers would never be seen and lost ones never judged. Mutable for tests.
+ */
+export const REGISTRY_LIMITS = { pollDeadlineMs: 10_000 };
+
 export type WorkerHealth = 'ready' | 'draining' | 'lost' | 'unconfirmed';
 
 export interface WorkerView {
@@ -45,6 +52,10 @@ export class WorkerRegistry {
   private timer: NodeJS.Timeout | undefined;
   private lastPollOk = 0;
   private polling = false;
+  private pollStarted = 0;
+  /** the current poll's number: an abandoned poll sees it moved and drops what it read */
+  private pollGen = 0;
+  private listing: { stop(): void } | undefined;
   private closed = false;
 
   private constructor(private readonly kv: KV, private readonly link: NatsLink, private readonly events: RegistryEvents, private readonly log: Logger) {}
@@ -88,6 +99,7 @@ export class WorkerRegistry {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.listing?.stop();
   }
 
   private health(w: WorkerView): WorkerHealth {
@@ -102,13 +114,28 @@ export class WorkerRegistry {
   }
 
   private async poll(): Promise<void> {
-    if (this.polling || this.closed) return;
+    if (this.closed) return;
+    if (this.polling) {
+      const stalled = performance.now() - this.pollStarted;
+      if (stalled < REGISTRY_LIMITS.pollDeadlineMs) return;
+      this.log.warn({ stalledMs: Math.round(stalled) }, 'registry poll stalled: abandoned, polling again');
+      this.listing?.stop();
+    }
+    const gen = ++this.pollGen;
     this.polling = true;
+    this.pollStarted = performance.now();
     try {
       const seen = new Set<string>();
       const keys: string[] = [];
-      for await (const k of await this.kv.keys()) keys.push(k);
+      const listing = await this.kv.keys();
+      if (gen !== this.pollGen) {
+        listing.stop();
+        return;
+      }
+      this.listing = listing;
+      for await (const k of listing) keys.push(k);
       const entries = await Promise.all(keys.map((k) => this.kv.get(k)));
+      if (gen !== this.pollGen) return;
       const now = performance.now();
       let changed = false;
       for (const e of entries) {
@@ -161,9 +188,12 @@ export class WorkerRegistry {
       }
       if (changed) this.events.onChange();
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'registry poll failed');
+      if (gen === this.pollGen) this.log.debug({ err: (err as Error).message }, 'registry poll failed');
     } finally {
-      this.polling = false;
+      if (gen === this.pollGen) {
+        this.polling = false;
+        this.listing = undefined;
+      }
     }
   }
 }

@@ -68,7 +68,12 @@ describe('cluster mode vs embedded mode, every operation', () => {
     it(`gives the same bytes on ${workers} workers`, async () => {
       expect(specs.length).toBeGreaterThan(0);
       while (cluster!.workers.length < workers) await cluster!.startWorker({ sharedStaging: false });
-      await waitFor(`${workers} ready workers`, async () => ((await client!.workers()).filter((w) => w.state === 'ready').length === workers ? true : undefined));
+      await waitFor(`${workers} ready workers`, async () => {
+        const seen = await client!.workers();
+        if (seen.filter((w) => w.state === 'ready').length === workers) return true;
+        // what the coordinator sees goes into the timeout's message
+        throw new Error(`the coordinator sees ${seen.map((w) => `${w.id} ${w.state} (beat ${w.heartbeatAgeMs} ms ago)`).join(', ') || 'no workers'}`);
+      });
       const shared = workers === 2;
       for (const s of specs) {
         const { dir, result, watch, jobId } = await runClusterAside(client!, s.spec, `cluster${workers}`, { localCopy: shared });
