@@ -125,8 +125,8 @@ export function warm(inputs: readonly string[]): void {
 
 /**
  * Pairs per comparison: five, since the floor on this machine ranges from 0.4 to 3.6 s within
- * minutes (how recently the pages it writes into were freed, on the host as in the guest) while
- * the runs move far less; a median of three rested on one or two lucky floors.
+ * minutes (the same copies costing that much more CPU: the VM's memory, not the disk) while the
+ * runs move far less; a median of three rested on one or two lucky floors.
  */
 export const PAIRS = 5;
 

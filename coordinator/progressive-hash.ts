@@ -2,8 +2,8 @@
  * sha256 of a file that is written out of order, computed while it is written: ranges are
  * reported as they complete, and whenever the contiguous prefix from the hashed position
  * grows, it is read back (from the page cache) and hashed, a megabyte or so per event-loop
- * turn (under a millisecond) so the scheduler keeps answering the threads between slices. At the end only the unhashed rest is read, instead
- * of the whole file after the job.
+ * turn (under a millisecond), so that the scheduler answers the threads between slices. At the
+ * end only the unhashed rest is read, instead of the whole file after the job.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
