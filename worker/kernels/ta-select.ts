@@ -49,14 +49,15 @@ const LO_MASK = LO_BUCKETS - 1;
 const KEY_MASK = 0x7fffffff;
 
 /**
- * Tunables (tests lower candidateCap to exercise the counting fallback). A cut's pass-1 records
+ * Tunables (tests lower candidateCap to exercise the counting fallback, and raise spreadMisses to
+ * keep blocks that drift lumping their histograms: see tensorSeen). A cut's pass-1 records
  * get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
  * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
  */
-export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true };
+export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2 };
 
-/** How often pass 0's windows resolved a cut, blocks lumped their histogram, and cuts needed pass 1's true histogram: tests check the paths ran. */
-export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0 };
+/** How often pass 0's windows resolved a cut, blocks lumped their histogram, cuts needed pass 1's true histogram, and blocks of spread tensors counted theirs alone: tests check the paths ran. */
+export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0, spreadBlocks: 0 };
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
 const WIN_HALF = 2;
@@ -406,16 +407,22 @@ export function selectReduceDeltas(
       const h = simdCounts.byteOffset;
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
       const w = windows && windowedPass(pass, state) && windowScratch(cuts.length) ? windows : undefined;
-      const fused = pass === 0 && w ? fusedWindows(cuts, state, w.tensor) : undefined;
-      if (w && fused && lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
-        SELECT_STATS.fusedWindowBlocks++;
-        return;
+      const seen = pass === 0 && w ? tensorSeen(w) : undefined;
+      const fused = seen && !spread(seen) ? fusedWindows(cuts, state, w!.tensor) : undefined;
+      if (w && fused) {
+        if (lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
+          SELECT_STATS.fusedWindowBlocks++;
+          return;
+        }
+        seen!.misses++;
       }
       bf16?.decode();
       if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
       else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
-      if (w && pass === 0) collectWindows(k, cuts, state, inputs, n, w);
-      else if (w) collectPass1Windows(k, cuts, state, inputs, n, w);
+      if (seen) {
+        if (!spread(seen)) collectWindows(k, cuts, state, inputs, n, w!);
+        else SELECT_STATS.spreadBlocks++;
+      } else if (w) collectPass1Windows(k, cuts, state, inputs, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -477,6 +484,8 @@ let simdAbove = new Uint32Array(0);
 export interface WindowBlock {
   readonly tensor: string;
   readonly numel: number;
+  /** the block's index in the tensor (a lower one than the thread saw last starts a new pass) */
+  readonly index: number;
 }
 
 // per cut: the window's counters and one spare counter that the two-model loops' misses go to,
@@ -520,6 +529,41 @@ function ownWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n:
 
 // the windows each tensor's latest block chose on this thread (a guess for its next block)
 const recentWindows = new Map<string, Map<number, number>>();
+
+/**
+ * Pass 0 on this thread, per tensor: the last block index seen and how many blocks missed the
+ * windows of the block before (lumpedWindows said no). Blocks whose own cuts scatter (low-rank
+ * deltas, whose rows differ in scale: a rank-8 fine-tune's block medians spread over some 60
+ * buckets where a dense one's share one) miss block after block, and each miss costs a window
+ * read, a histogram and new windows. After SPREAD_MISSES misses the rest of the tensor's blocks
+ * on this thread count the histogram alone: without their window records the windows cannot
+ * resolve the cut, and when no block lumped its histogram, pass 2 finds it among the keys of its
+ * bucket (a cheap scan) instead of pass 1 counting the whole histogram again. A new record (a new
+ * pass or job) also forgets the tensor's windows: a block 0 judged by another job's windows would
+ * count a miss that is not its own.
+ */
+interface TensorSeen {
+  last: number;
+  misses: number;
+}
+const seenTensors = new Map<string, TensorSeen>();
+
+/** This thread's record of the block's tensor in pass 0; a block index not above the last one seen starts a new record (a new pass, or a new job). */
+function tensorSeen(w: WindowBlock): TensorSeen {
+  let t = seenTensors.get(w.tensor);
+  if (!t || w.index <= t.last) {
+    if (seenTensors.size >= 64) seenTensors.clear();
+    recentWindows.delete(w.tensor);
+    t = { last: -1, misses: 0 };
+    seenTensors.set(w.tensor, t);
+  }
+  t.last = w.index;
+  return t;
+}
+
+function spread(t: TensorSeen): boolean {
+  return t.misses >= SELECT_LIMITS.spreadMisses;
+}
 
 function rememberWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n: number, w: WindowBlock): Map<number, number> {
   const los = ownWindows(k, cuts, state, n, w.numel);

@@ -320,7 +320,7 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     if (pass !== 0 || pass >= plan.selectPasses) block.bf16?.decode();
     if (pass <= 2 && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
-      selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape) }, block.bf16);
+      selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape), index: block.blockIndex }, block.bf16);
       return selectTake(pass);
     }
     if (pass < plan.selectPasses) {

@@ -349,41 +349,90 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     });
 
     it('count a true histogram (pass 1) when blocks that lumped theirs drift past each other\'s windows', async () => {
-      // 8 blocks whose deltas grow by 0.4 % a block (about one histogram bucket): each block is near
-      // the window of the one before, so it lumps its histogram, but the windows share no bucket
-      const drift = [1024, 2048] as const;
-      const m = drift[0] * drift[1];
-      const b0 = gaussian(m, 5, 0.02);
-      const xs = [6, 7].map((seed) => {
+      // blocks that miss keep lumping here (no spread mode): the path where lumped windows share no bucket
+      const spreadMisses = SELECT_LIMITS.spreadMisses;
+      SELECT_LIMITS.spreadMisses = Infinity;
+      try {
+        // 8 blocks whose deltas grow by 0.4 % a block (about one histogram bucket): each block is near
+        // the window of the one before, so it lumps its histogram, but the windows share no bucket
+        const drift = [1024, 2048] as const;
+        const m = drift[0] * drift[1];
+        const b0 = gaussian(m, 5, 0.02);
+        const xs = [6, 7].map((seed) => {
+          const d = gaussian(m, seed, 0.01);
+          return Float32Array.from(b0, (v, j) => v + d[j]! * 1.004 ** Math.floor(j / BLOCK_ELEMENTS));
+        });
+        const q: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.5] };
+        const go = (): Promise<Float32Array> => runKernel('task-arithmetic', q, [b0, ...xs], [...drift], { name });
+        const before = { ...SELECT_STATS };
+        const spec = await go();
+        expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
+        expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses + 2);
+        expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
+        // pass 1 collects one window for all blocks around theirs: it holds the cut, so pass 2 is skipped
+        expect(SELECT_STATS.resolvedByPass1Windows).toBe(before.resolvedByPass1Windows + 2);
+        const saved = { ...SELECT_LIMITS };
+        try {
+          SELECT_LIMITS.windows = false;
+          expect(same(spec, await go())).toBe(true);
+          // without pass 1's windows, pass 2 collects the candidates in T's bucket: the same bytes
+          Object.assign(SELECT_LIMITS, saved, { pass1Windows: false });
+          const mid = { ...SELECT_STATS };
+          expect(same(spec, await go())).toBe(true);
+          expect(SELECT_STATS.histogramPasses).toBe(mid.histogramPasses + 2);
+          expect(SELECT_STATS.resolvedByPass1Windows).toBe(mid.resolvedByPass1Windows);
+        } finally {
+          Object.assign(SELECT_LIMITS, saved);
+        }
+        // exactly ⌊ρn⌋ of each model's deltas are kept: the output differs from the base where one was
+        let kept = 0;
+        for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
+        expect(kept).toBeGreaterThan(m / 2);
+      } finally {
+        SELECT_LIMITS.spreadMisses = spreadMisses;
+      }
+    });
+
+    it('count spread tensors\' histograms alone after two misses, and find the cut in pass 2 (no pass 1)', async () => {
+      // blocks whose deltas alternate between two scales 1.6× apart (low-rank fine-tunes scatter
+      // like this, block by block): every block misses the windows of the block before
+      const shapeS = [512, 2048] as const;
+      const m = shapeS[0] * shapeS[1];
+      const b0 = gaussian(m, 15, 0.02);
+      const xs = [16, 17].map((seed) => {
         const d = gaussian(m, seed, 0.01);
-        return Float32Array.from(b0, (v, j) => v + d[j]! * 1.004 ** Math.floor(j / BLOCK_ELEMENTS));
+        return Float32Array.from(b0, (v, j) => v + d[j]! * (Math.floor(j / BLOCK_ELEMENTS) % 2 ? 1.6 : 1));
       });
-      const q: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.5] };
-      const go = (): Promise<Float32Array> => runKernel('task-arithmetic', q, [b0, ...xs], [...drift], { name });
+      const q: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.3] };
+      const go = (): Promise<Float32Array> => runKernel('task-arithmetic', q, [b0, ...xs], [...shapeS], { name: 'spread' });
       const before = { ...SELECT_STATS };
       const spec = await go();
-      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
-      expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses + 2);
+      expect(SELECT_STATS.spreadBlocks).toBeGreaterThan(before.spreadBlocks);
+      expect(SELECT_STATS.fusedWindowBlocks).toBe(before.fusedWindowBlocks);
+      expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses);
       expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
-      // pass 1 collects one window for all blocks around theirs: it holds the cut, so pass 2 is skipped
-      expect(SELECT_STATS.resolvedByPass1Windows).toBe(before.resolvedByPass1Windows + 2);
-      const saved = { ...SELECT_LIMITS };
+      // the same bytes as with windows off, and as the reference
+      const saved = SELECT_LIMITS.windows;
+      SELECT_LIMITS.windows = false;
       try {
-        SELECT_LIMITS.windows = false;
         expect(same(spec, await go())).toBe(true);
-        // without pass 1's windows, pass 2 collects the candidates in T's bucket: the same bytes
-        Object.assign(SELECT_LIMITS, saved, { pass1Windows: false });
+      } finally {
+        SELECT_LIMITS.windows = saved;
+      }
+      expect(maxRelError(spec, refGta('spread', [...shapeS], b0, xs, q))).toBeLessThan(1e-6);
+      // without spread mode every block keeps trying (a window read, then the histogram and new
+      // windows): none lumps, the windows resolve nothing either, and the bytes are the same
+      const spreadMisses = SELECT_LIMITS.spreadMisses;
+      SELECT_LIMITS.spreadMisses = Infinity;
+      try {
         const mid = { ...SELECT_STATS };
         expect(same(spec, await go())).toBe(true);
-        expect(SELECT_STATS.histogramPasses).toBe(mid.histogramPasses + 2);
-        expect(SELECT_STATS.resolvedByPass1Windows).toBe(mid.resolvedByPass1Windows);
+        expect(SELECT_STATS.spreadBlocks).toBe(mid.spreadBlocks);
+        expect(SELECT_STATS.fusedWindowBlocks).toBe(mid.fusedWindowBlocks);
+        expect(SELECT_STATS.resolvedByWindows).toBe(mid.resolvedByWindows);
       } finally {
-        Object.assign(SELECT_LIMITS, saved);
+        SELECT_LIMITS.spreadMisses = spreadMisses;
       }
-      // exactly ⌊ρn⌋ of each model's deltas are kept: the output differs from the base where one was
-      let kept = 0;
-      for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
-      expect(kept).toBeGreaterThan(m / 2);
     });
 
     it('resolve a cut among keys of 0 (a tiny fine-tune: most deltas exactly 0), windows starting at bucket 0', async () => {
