@@ -388,9 +388,11 @@ export function selectTake(pass: number): Float64Array | undefined {
 }
 
 /**
- * selectReduce for passes 0 and 1 with keys |δₛ|, δₛ = f32(xₛ − base), computed as they are
- * read (no δ array): `inputs` are [base, x₀, x₁, …], source s being xₛ. Passes 2 and 3 (the rare
- * fallback) take key arrays through selectReduce.
+ * selectReduce for passes 0 to 2 with keys |δₛ|, δₛ = f32(xₛ − base), computed as they are read
+ * (no δ array): `inputs` are [base, x₀, x₁, …], source s being xₛ. With `bf16` (the runner left
+ * the BF16 blocks undecoded), the SIMD histogram and candidate loops read them as they are; the
+ * window loops and the JavaScript ones decode them first. The counting fallback (passes 3 and 4)
+ * takes key arrays through selectReduce.
  */
 export function selectReduceDeltas(
   pass: 0 | 1 | 2, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, windows?: WindowBlock, bf16?: RawBf16,
@@ -416,9 +418,14 @@ export function selectReduceDeltas(
         }
         seen!.misses++;
       }
-      bf16?.decode();
-      if (sources === 2 && live[0] && live[1]) k.histDeltas2(base.byteOffset, inputs[1]!.byteOffset, inputs[2]!.byteOffset, n, h);
-      else for (let s = 0; s < sources; s++) if (live[s]) k.histDeltas(base.byteOffset, inputs[s + 1]!.byteOffset, n, h + 4 * s * HI_BUCKETS);
+      // the window loops read the decoded block; a histogram alone reads BF16 as it is
+      const windowsToo = seen ? !spread(seen) : w !== undefined;
+      const raw = windowsToo ? undefined : bf16?.raw;
+      if (!raw) bf16?.decode();
+      const at = (i: number): number => (raw ? raw[i]! : inputs[i]!).byteOffset;
+      if (sources === 2 && live[0] && live[1]) (raw ? k.histDeltas2Bf16 : k.histDeltas2)(at(0), at(1), at(2), n, h);
+      else for (let s = 0; s < sources; s++) if (live[s]) (raw ? k.histDeltasBf16 : k.histDeltas)(at(0), at(s + 1), n, h + 4 * s * HI_BUCKETS);
+      if (raw) simdUse.rawHistogram++;
       if (seen) {
         if (!spread(seen)) collectWindows(k, cuts, state, inputs, n, w!);
         else SELECT_STATS.spreadBlocks++;
@@ -442,20 +449,25 @@ export function selectReduceDeltas(
   const live: number[] = [];
   for (let c = 0; c < cuts.length; c++) if (state.kind[c] === 'cut' && state.mode[c] === 'cand') live.push(c);
   const k = simdScratch(cuts.length * LO_BUCKETS, inputs);
+  // the SIMD loops read BF16 blocks as they are; the JavaScript ones the decoded copies
+  const raw = k ? bf16?.raw : undefined;
+  if (!raw) bf16?.decode();
+  else simdUse.rawCandidates++;
+  const at = (i: number): number => (raw ? raw[i]! : inputs[i]!).byteOffset;
   if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
     // two models' cuts in one loop: the base is read once
     const [c0, c1] = live as [number, number];
     candBegin(state, c0, offs);
     candBegin(state, c1, offs);
-    const x0 = inputs[cuts[c0]!.source + 1]!;
-    const x1 = inputs[cuts[c1]!.source + 1]!;
+    const s0 = cuts[c0]!.source + 1;
+    const s1 = cuts[c1]!.source + 1;
     if (!k) {
-      lowDeltas2(base, x0, x1, n, state.t[c0]!, state.t[c1]!, c0, c1);
+      lowDeltas2(base, inputs[s0]!, inputs[s1]!, n, state.t[c0]!, state.t[c1]!, c0, c1);
       return;
     }
     const off0 = c0 * LO_BUCKETS;
     const off1 = c1 * LO_BUCKETS;
-    k.lowDeltas2(base.byteOffset, x0.byteOffset, x1.byteOffset, n, state.t[c0]!, state.t[c1]!, simdCounts.byteOffset + 4 * off0, simdCounts.byteOffset + 4 * off1);
+    (raw ? k.lowDeltas2Bf16 : k.lowDeltas2)(at(0), at(s0), at(s1), n, state.t[c0]!, state.t[c1]!, simdCounts.byteOffset + 4 * off0, simdCounts.byteOffset + 4 * off1);
     loCount[c0] = takeSimdCounts(k, off0, LO_BUCKETS, off0, loHist, loTouched.subarray(off0), loCount[c0]!);
     loCount[c1] = takeSimdCounts(k, off1, LO_BUCKETS, off1, loHist, loTouched.subarray(off1), loCount[c1]!);
     return;
@@ -465,7 +477,7 @@ export function selectReduceDeltas(
     const x = inputs[cuts[c]!.source + 1]!;
     const off = c * LO_BUCKETS;
     if (k) {
-      k.lowDeltas(base.byteOffset, x.byteOffset, n, state.t[c]!, simdCounts.byteOffset + 4 * off);
+      (raw ? k.lowDeltasBf16 : k.lowDeltas)(at(0), at(cuts[c]!.source + 1), n, state.t[c]!, simdCounts.byteOffset + 4 * off);
       loCount[c] = takeSimdCounts(k, off, LO_BUCKETS, off, loHist, loTouched.subarray(off), loCount[c]!);
       continue;
     }

@@ -300,9 +300,10 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
   },
 
   readsRawBf16(pass, params) {
-    // the windows of pass 0 and the fused map have loops that read one to three models' BF16 blocks as they are
+    // pass 0's windows and histogram, pass 2's candidate scan and the fused map have loops that read
+    // one to three models' BF16 blocks as they are
     const models = params.weights.length;
-    return (pass === 0 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && models >= 1 && models <= 3;
+    return (pass === 0 || pass === 2 || pass === 'map') && params.sparsify === 'magnitude' && params.consensus === 'sum' && models >= 1 && models <= 3;
   },
 
   foldsBySum(pass, params, info) {
@@ -316,8 +317,9 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
     const n = block.length;
     const plan = planOf(params, numelOf(block.shape));
     const sel = state?.select ?? initSelect(plan.cuts, numelOf(block.shape));
-    // pass 0's windows may read BF16 raw (readsRawBf16); every other path reads the decoded inputs
-    if (pass !== 0 || pass >= plan.selectPasses) block.bf16?.decode();
+    // passes 0 and 2 may read BF16 raw (readsRawBf16, selectReduceDeltas decodes where it must);
+    // every other path reads the decoded inputs
+    if ((pass !== 0 && pass !== 2) || pass >= plan.selectPasses) block.bf16?.decode();
     if (pass <= 2 && pass < plan.selectPasses) {
       // the histogram and the candidate scan read δ as they compute it
       selectReduceDeltas(pass as 0 | 1 | 2, plan.cuts, sel, inputs, n, { tensor: block.tensor, numel: numelOf(block.shape), index: block.blockIndex }, block.bf16);

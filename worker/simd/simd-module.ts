@@ -21,6 +21,10 @@ type WindowAbove2 = (
   list0: number, list1: number, above: number,
 ) => void;
 type WindowAbove1 = (base: number, x: number, n: number, lo: number, width: number, counts: number, list: number, above: number) => void;
+type HistDeltas = (base: number, x: number, n: number, hist: number) => void;
+type HistDeltas2 = (base: number, x0: number, x1: number, n: number, hist: number) => void;
+type LowDeltas = (base: number, x: number, n: number, t: number, lo: number) => void;
+type LowDeltas2 = (base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number) => void;
 type TiesMap1 = (base: number, x0: number, out: number, n: number, f0: number, l0: number, g0: number, w0: number, norm: number, lambda: number) => void;
 type TiesMap2 = (
   base: number, x0: number, x1: number, out: number, n: number,
@@ -40,10 +44,14 @@ type Linear2Exact = (x0: number, x1: number, terms: number, c0: number, c1: numb
 export interface SimdKernels {
   decodeBf16(src: number, dst: number, n: number): void;
   encodeBf16(src: number, dst: number, n: number): void;
-  histDeltas(base: number, x: number, n: number, hist: number): void;
-  histDeltas2(base: number, x0: number, x1: number, n: number, hist: number): void;
-  lowDeltas(base: number, x: number, n: number, t: number, lo: number): void;
-  lowDeltas2(base: number, x0: number, x1: number, n: number, t0: number, t1: number, lo0: number, lo1: number): void;
+  histDeltas: HistDeltas;
+  histDeltasBf16: HistDeltas;
+  histDeltas2: HistDeltas2;
+  histDeltas2Bf16: HistDeltas2;
+  lowDeltas: LowDeltas;
+  lowDeltasBf16: LowDeltas;
+  lowDeltas2: LowDeltas2;
+  lowDeltas2Bf16: LowDeltas2;
   windowAbove2: WindowAbove2;
   windowAbove2Bf16: WindowAbove2;
   windowAbove1: WindowAbove1;
@@ -111,7 +119,7 @@ export function simdEnabled(): boolean {
 }
 
 /** How many times this thread's kernels chose the SIMD loops (tests check that a path really ran there). */
-export const simdUse = { calls: 0, rawBf16: 0, exactLinear: 0 };
+export const simdUse = { calls: 0, rawBf16: 0, exactLinear: 0, rawHistogram: 0, rawCandidates: 0 };
 
 /** The kernels, when every array given lives in the module's memory (and the backend is on). */
 export function simdFor(...arrays: readonly ArrayBufferView[]): SimdKernels | undefined {

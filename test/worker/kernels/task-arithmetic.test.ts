@@ -420,6 +420,24 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
         SELECT_LIMITS.windows = saved;
       }
       expect(maxRelError(spec, refGta('spread', [...shapeS], b0, xs, q))).toBeLessThan(1e-6);
+      // as BF16 blocks: the spread blocks' histograms and pass 2 read them as they are, with the
+      // bytes of the same values given as F32
+      const toBf16 = (x: Float32Array): Float32Array => {
+        const bytes = new Uint8Array(2 * x.length);
+        encodeBlock('BF16', x, bytes, x.length);
+        const out = new Float32Array(x.length);
+        decodeBlock('BF16', bytes, out, x.length);
+        return out;
+      };
+      const bfIns = [b0, ...xs].map(toBf16);
+      const beforeRaw = { hist: simdUse.rawHistogram, cand: simdUse.rawCandidates, spread: SELECT_STATS.spreadBlocks };
+      const rawOut = await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread', dtype: 'BF16' });
+      const spreadBlocks = SELECT_STATS.spreadBlocks - beforeRaw.spread;
+      expect(spreadBlocks).toBeGreaterThan(0);
+      // every spread block's histogram, and every block's candidate scan (pass 2), read BF16 raw
+      expect(simdUse.rawHistogram - beforeRaw.hist).toBe(spreadBlocks);
+      expect(simdUse.rawCandidates - beforeRaw.cand).toBe(blocksOf([...shapeS]).length);
+      expect(same(rawOut, await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread' }))).toBe(true);
       // without spread mode every block keeps trying (a window read, then the histogram and new
       // windows): none lumps, the windows resolve nothing either, and the bytes are the same
       const spreadMisses = SELECT_LIMITS.spreadMisses;

@@ -452,6 +452,40 @@ describe('BF16 variants of the TIES loops', () => {
       k.tiesMap1Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, out[1]!.byteOffset, n, 0.75, 2e-3, 1, 0.6, norm, 1.25);
       expect(Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n))).toBe(true);
     }
+    // the histogram and candidate loops, f32 and BF16: the same counters (two models in one loop, and one)
+    const hist = simdWords(3 << 16);
+    const histOf = (raw: boolean): Uint32Array => {
+      hist.fill(0);
+      if (raw) k.histDeltas2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, n, hist.byteOffset);
+      else k.histDeltas2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, n, hist.byteOffset);
+      // the one-model loop, for the first model again, after the two models' histograms
+      if (raw) k.histDeltasBf16(raws[0]!.byteOffset, raws[1]!.byteOffset, n, hist.byteOffset + (8 << 16));
+      else k.histDeltas(dec[0]!.byteOffset, dec[1]!.byteOffset, n, hist.byteOffset + (8 << 16));
+      return hist.slice();
+    };
+    const h32 = histOf(false);
+    expect(h32.reduce((a, b) => a + b, 0)).toBe(3 * n);
+    expect(h32.subarray(2 << 16)).toEqual(h32.subarray(0, 1 << 16));
+    expect(histOf(true)).toEqual(h32);
+    // candidates in the busiest bucket of each model (NaN and ±Inf deltas among the keys)
+    const busiest = (from: number): number => {
+      let best = from;
+      for (let b = from; b < from + (1 << 16); b++) if (h32[b]! > h32[best]!) best = b;
+      return best - from;
+    };
+    const [t0, t1] = [busiest(0), busiest(1 << 16)];
+    const lows = simdWords(2 << 15);
+    const lowOf = (raw: boolean): Uint32Array => {
+      lows.fill(0);
+      if (raw) k.lowDeltas2Bf16(raws[0]!.byteOffset, raws[1]!.byteOffset, raws[2]!.byteOffset, n, t0, t1, lows.byteOffset, lows.byteOffset + (4 << 15));
+      else k.lowDeltas2(dec[0]!.byteOffset, dec[1]!.byteOffset, dec[2]!.byteOffset, n, t0, t1, lows.byteOffset, lows.byteOffset + (4 << 15));
+      if (raw) k.lowDeltasBf16(raws[0]!.byteOffset, raws[1]!.byteOffset, n, t0, lows.byteOffset);
+      else k.lowDeltas(dec[0]!.byteOffset, dec[1]!.byteOffset, n, t0, lows.byteOffset);
+      return lows.slice();
+    };
+    const l32 = lowOf(false);
+    expect(l32.reduce((a, b) => a + b, 0)).toBe(2 * h32[t0]! + h32[(1 << 16) + t1]!);
+    expect(lowOf(true)).toEqual(l32);
     // plain TIES (f = 1, every model cut, λ = 1, normalised): the BF16 loops drop f, g and λ, the f32
     // loops keep them; the same bits, NaN and ±Inf deltas included (the cuts keep about half)
     const same = (): boolean => Buffer.from(bitsOf(out[1]!).buffer, out[1]!.byteOffset, 4 * n).equals(Buffer.from(bitsOf(out[0]!).buffer, out[0]!.byteOffset, 4 * n));

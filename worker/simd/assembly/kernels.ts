@@ -79,17 +79,19 @@ function encode4(a: v128, bias: v128, one: v128, quiet: v128): v128 {
 
 /**
  * TIES' histogram pass for two models: for δᵢ = f32(xᵢ − base), adds 1 to hist[i·2¹⁶ + (|δᵢ| bits >> 15)]
- * (hist: 2·2¹⁶ u32 counters).
+ * (hist: 2·2¹⁶ u32 counters). The Bf16 variants of this and the loops below read base and models
+ * as raw 16-bit words, widened as they are loaded (no decoded copy).
  */
-export function histDeltas2(base: usize, x0: usize, x1: usize, n: i32, hist: usize): void {
+// @ts-ignore: decorator
+@inline
+function histDeltas2Of<T>(base: usize, x0: usize, x1: usize, n: i32, hist: usize): void {
   const mask = i32x4.splat(KEY_MASK);
   const h1 = hist + (1 << 18);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const k0 = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x0 + o), b), mask), HI_SHIFT);
-    const k1 = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x1 + o), b), mask), HI_SHIFT);
+    const b = ld4<T>(base, j);
+    const k0 = i32x4.shr_u(v128.and(f32x4.sub(ld4<T>(x0, j), b), mask), HI_SHIFT);
+    const k1 = i32x4.shr_u(v128.and(f32x4.sub(ld4<T>(x1, j), b), mask), HI_SHIFT);
     bump(hist, i32x4.extract_lane(k0, 0));
     bump(h1, i32x4.extract_lane(k1, 0));
     bump(hist, i32x4.extract_lane(k0, 1));
@@ -100,29 +102,42 @@ export function histDeltas2(base: usize, x0: usize, x1: usize, n: i32, hist: usi
     bump(h1, i32x4.extract_lane(k1, 3));
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    bump(hist, <i32>((reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK) >>> HI_SHIFT));
-    bump(h1, <i32>((reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK) >>> HI_SHIFT));
+    const b = ld1<T>(base, j);
+    bump(hist, <i32>((reinterpret<u32>(ld1<T>(x0, j) - b) & KEY_MASK) >>> HI_SHIFT));
+    bump(h1, <i32>((reinterpret<u32>(ld1<T>(x1, j) - b) & KEY_MASK) >>> HI_SHIFT));
   }
 }
 
-/** The same for one model (hist: 2¹⁶ counters). */
-export function histDeltas(base: usize, x: usize, n: i32, hist: usize): void {
+export function histDeltas2(base: usize, x0: usize, x1: usize, n: i32, hist: usize): void {
+  histDeltas2Of<f32>(base, x0, x1, n, hist);
+}
+
+export function histDeltas2Bf16(base: usize, x0: usize, x1: usize, n: i32, hist: usize): void {
+  histDeltas2Of<u16>(base, x0, x1, n, hist);
+}
+
+/** histDeltas2 for one model: hist[|δ| bits >> 15] (2¹⁶ counters). */
+// @ts-ignore: decorator
+@inline
+function histDeltasOf<T>(base: usize, x: usize, n: i32, hist: usize): void {
   const mask = i32x4.splat(KEY_MASK);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const k = i32x4.shr_u(v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask), HI_SHIFT);
+    const k = i32x4.shr_u(v128.and(f32x4.sub(ld4<T>(x, j), ld4<T>(base, j)), mask), HI_SHIFT);
     bump(hist, i32x4.extract_lane(k, 0));
     bump(hist, i32x4.extract_lane(k, 1));
     bump(hist, i32x4.extract_lane(k, 2));
     bump(hist, i32x4.extract_lane(k, 3));
   }
-  for (; j < n; j++) {
-    const o = <usize>j << 2;
-    bump(hist, <i32>((reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK) >>> HI_SHIFT));
-  }
+  for (; j < n; j++) bump(hist, <i32>((reinterpret<u32>(ld1<T>(x, j) - ld1<T>(base, j)) & KEY_MASK) >>> HI_SHIFT));
+}
+
+export function histDeltas(base: usize, x: usize, n: i32, hist: usize): void {
+  histDeltasOf<f32>(base, x, n, hist);
+}
+
+export function histDeltasBf16(base: usize, x: usize, n: i32, hist: usize): void {
+  histDeltasOf<u16>(base, x, n, hist);
 }
 
 // @ts-ignore: decorator
@@ -136,13 +151,14 @@ function bump(hist: usize, b: i32): void {
  * TIES' candidate pass for one model: for the δ whose high key bits equal t, adds 1 to
  * lo[key & 0x7fff] (lo: 2¹⁵ counters).
  */
-export function lowDeltas(base: usize, x: usize, n: i32, t: u32, lo: usize): void {
+// @ts-ignore: decorator
+@inline
+function lowDeltasOf<T>(base: usize, x: usize, n: i32, t: u32, lo: usize): void {
   const mask = i32x4.splat(KEY_MASK);
   const tv = i32x4.splat(t);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const k = v128.and(f32x4.sub(v128.load(x + o), v128.load(base + o)), mask);
+    const k = v128.and(f32x4.sub(ld4<T>(x, j), ld4<T>(base, j)), mask);
     const hit = i32x4.eq(i32x4.shr_u(k, HI_SHIFT), tv);
     if (!v128.any_true(hit)) continue;
     if (i32x4.extract_lane(hit, 0)) bump(lo, i32x4.extract_lane(k, 0) & LO_MASK);
@@ -151,23 +167,23 @@ export function lowDeltas(base: usize, x: usize, n: i32, t: u32, lo: usize): voi
     if (i32x4.extract_lane(hit, 3)) bump(lo, i32x4.extract_lane(k, 3) & LO_MASK);
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const d = reinterpret<u32>(load<f32>(x + o) - load<f32>(base + o)) & KEY_MASK;
+    const d = reinterpret<u32>(ld1<T>(x, j) - ld1<T>(base, j)) & KEY_MASK;
     if (d >>> HI_SHIFT == t) bump(lo, <i32>(d & LO_MASK));
   }
 }
 
 /** lowDeltas for two models in one loop (the base is read once): lo0 for x0's cut t0, lo1 for x1's t1. */
-export function lowDeltas2(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t1: u32, lo0: usize, lo1: usize): void {
+// @ts-ignore: decorator
+@inline
+function lowDeltas2Of<T>(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t1: u32, lo0: usize, lo1: usize): void {
   const mask = i32x4.splat(KEY_MASK);
   const tv0 = i32x4.splat(t0);
   const tv1 = i32x4.splat(t1);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const o = <usize>j << 2;
-    const b = v128.load(base + o);
-    const k0 = v128.and(f32x4.sub(v128.load(x0 + o), b), mask);
-    const k1 = v128.and(f32x4.sub(v128.load(x1 + o), b), mask);
+    const b = ld4<T>(base, j);
+    const k0 = v128.and(f32x4.sub(ld4<T>(x0, j), b), mask);
+    const k1 = v128.and(f32x4.sub(ld4<T>(x1, j), b), mask);
     const hit0 = i32x4.eq(i32x4.shr_u(k0, HI_SHIFT), tv0);
     const hit1 = i32x4.eq(i32x4.shr_u(k1, HI_SHIFT), tv1);
     if (!v128.any_true(v128.or(hit0, hit1))) continue;
@@ -181,13 +197,28 @@ export function lowDeltas2(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t
     if (i32x4.extract_lane(hit1, 3)) bump(lo1, i32x4.extract_lane(k1, 3) & LO_MASK);
   }
   for (; j < n; j++) {
-    const o = <usize>j << 2;
-    const b = load<f32>(base + o);
-    const k0 = reinterpret<u32>(load<f32>(x0 + o) - b) & KEY_MASK;
-    const k1 = reinterpret<u32>(load<f32>(x1 + o) - b) & KEY_MASK;
+    const b = ld1<T>(base, j);
+    const k0 = reinterpret<u32>(ld1<T>(x0, j) - b) & KEY_MASK;
+    const k1 = reinterpret<u32>(ld1<T>(x1, j) - b) & KEY_MASK;
     if (k0 >>> HI_SHIFT == t0) bump(lo0, <i32>(k0 & LO_MASK));
     if (k1 >>> HI_SHIFT == t1) bump(lo1, <i32>(k1 & LO_MASK));
   }
+}
+
+export function lowDeltas(base: usize, x: usize, n: i32, t: u32, lo: usize): void {
+  lowDeltasOf<f32>(base, x, n, t, lo);
+}
+
+export function lowDeltasBf16(base: usize, x: usize, n: i32, t: u32, lo: usize): void {
+  lowDeltasOf<u16>(base, x, n, t, lo);
+}
+
+export function lowDeltas2(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t1: u32, lo0: usize, lo1: usize): void {
+  lowDeltas2Of<f32>(base, x0, x1, n, t0, t1, lo0, lo1);
+}
+
+export function lowDeltas2Bf16(base: usize, x0: usize, x1: usize, n: i32, t0: u32, t1: u32, lo0: usize, lo1: usize): void {
+  lowDeltas2Of<u16>(base, x0, x1, n, t0, t1, lo0, lo1);
 }
 
 /**
