@@ -3,15 +3,16 @@
  * three ≥ 1 GB BF16 checkpoints (a base and two fine-tunes), against the I/O floor (read the
  * three inputs, write one output of the same size) measured in the same run, and peak RSS.
  * TIES reads its inputs twice: the exact O(n) top-k's histogram pass, whose windows resolve the
- * cut on these checkpoints, then the map.
+ * cut on these checkpoints, then the map. A third case runs TIES with a rank-8 fine-tune, whose
+ * cuts the windows do not resolve (three reads), without a target.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PAIRS, compareToFloor, printComparison, type FloorComparison } from './bench-tools.js';
+import { PAIRS, compareToFloor, ensureModel, printComparison, type FloorComparison } from './bench-tools.js';
 import { family } from './eval-bench.js';
 
-// both merges read all three checkpoints, as the floor does (the linear recipe merged two of
-// them until session 4, which read a third less than its floor)
+// every merge reads all three of its checkpoints, as the floor does (the linear recipe merged two
+// of them until session 4, which read a third less than its floor)
 const RECIPES: Record<string, (base: string, a: string, b: string) => string> = {
   'linear, ⅓ each': (base, a, b) => `merge_method: linear
 models:
@@ -34,17 +35,31 @@ dtype: bfloat16
 `,
 };
 
+/**
+ * The same TIES recipe with a rank-8 fine-tune as its first model (a LoRA-trained one, merged):
+ * its blocks' cuts scatter, so the windows of pass 0 do not resolve them (no target: it shows
+ * what such models cost against dense ones).
+ */
+const LOW_RANK = 'ties ρ=0.5, a rank-8 model';
+
 export function mergeBench(root: string, threads = 2, only?: readonly string[]): FloorComparison[] {
   const f = family(root, 'llama-10-layers');
+  const lowRank = join(f.dir, 'a-rank8');
+  ensureModel(lowRank, ['--like', f.base, '--seed', '3', '--delta-scale', '0.002', '--delta-rank', '8']);
   const recipes = join(root, 'merge-recipes');
   mkdirSync(recipes, { recursive: true });
   const out: FloorComparison[] = [];
-  for (const [name, recipe] of Object.entries(RECIPES)) {
+  const cases: [string, (base: string, a: string, b: string) => string, string][] = [
+    ...Object.entries(RECIPES).map(([name, recipe]): [string, typeof recipe, string] => [name, recipe, f.a]),
+    [LOW_RANK, RECIPES['ties ρ=0.5']!, lowRank],
+  ];
+  for (const [name, recipe, a] of cases) {
     const method = name.split(/[ ,]/)[0]!;
     if (only && !only.includes(method)) continue;
-    const file = join(recipes, `${method}.yaml`);
-    writeFileSync(file, recipe(f.base, f.a, f.b));
-    out.push(compareToFloor(name, f.inputs, f.size, ['merge', file, '--threads', String(threads)], join(f.dir, 'merged')));
+    const file = join(recipes, `${name === LOW_RANK ? 'ties-rank8' : method}.yaml`);
+    writeFileSync(file, recipe(f.base, a, f.b));
+    const inputs = [f.base, a, f.b].map((d) => join(d, 'model.safetensors'));
+    out.push(compareToFloor(name, inputs, f.size, ['merge', file, '--threads', String(threads)], join(f.dir, 'merged')));
   }
   return out;
 }
