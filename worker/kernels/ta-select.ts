@@ -15,6 +15,9 @@
  *           (a block that reuses the windows of the       alone: passes 1 and 2 are skipped
  *           block before sends its histogram lumped
  *           outside them, exact only inside all windows)
+ *           (a tensor whose blocks miss the windows of the block before twice on a thread, as
+ *           low-rank deltas' blocks do, counts the rest of its blocks' histograms alone there:
+ *           with no block lumped, pass 2 then finds T among the keys of its bucket)
  *   pass 1  only when a lumped histogram was needed outside the windows: the histogram again, and
  *           one window for every block, around where the blocks' windows were; when it holds T's
  *           bucket (the lumped histogram put T near the true one), it resolves the cut as pass 0's
