@@ -52,12 +52,12 @@ const LO_MASK = LO_BUCKETS - 1;
 const KEY_MASK = 0x7fffffff;
 
 /**
- * Tunables (tests lower candidateCap to exercise the counting fallback, and raise spreadMisses to
- * keep blocks that drift lumping their histograms: see tensorSeen). A cut's pass-1 records
- * get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
+ * Tunables (tests lower candidateCap to exercise the counting fallback, and raise spreadMisses and
+ * set lumpUntrusted to keep blocks that drift lumping their histograms: see tensorSeen). A cut's
+ * pass-1 records get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
  * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
  */
-export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2 };
+export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2, lumpUntrusted: false };
 
 /** How often pass 0's windows resolved a cut, blocks lumped their histogram, cuts needed pass 1's true histogram, and blocks of spread tensors counted theirs alone: tests check the paths ran. */
 export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0, spreadBlocks: 0 };
@@ -413,13 +413,14 @@ export function selectReduceDeltas(
       // with the tensor given, pass 0 also collects speculative windows (accumulatorLength made room)
       const w = windows && windowedPass(pass, state) && windowScratch(cuts.length) ? windows : undefined;
       const seen = pass === 0 && w ? tensorSeen(w) : undefined;
-      const fused = seen && !spread(seen) ? fusedWindows(cuts, state, w!.tensor) : undefined;
+      const fused = seen && (seen.trusted || SELECT_LIMITS.lumpUntrusted) && !spread(seen) ? fusedWindows(cuts, state, w!.tensor) : undefined;
       if (w && fused) {
         if (lumpedWindows(k, cuts, state, inputs, n, w, fused, bf16)) {
           SELECT_STATS.fusedWindowBlocks++;
           return;
         }
         seen!.misses++;
+        seen!.trusted = false;
       }
       // the window loops read the decoded block; a histogram alone reads BF16 as it is
       const windowsToo = seen ? !spread(seen) : w !== undefined;
@@ -430,8 +431,14 @@ export function selectReduceDeltas(
       else for (let s = 0; s < sources; s++) if (live[s]) (raw ? k.histDeltasBf16 : k.histDeltas)(at(0), at(s + 1), n, h + 4 * s * HI_BUCKETS);
       if (raw) simdUse.rawHistogram++;
       if (seen) {
-        if (!spread(seen)) collectWindows(k, cuts, state, inputs, n, w!);
-        else SELECT_STATS.spreadBlocks++;
+        if (!spread(seen)) {
+          const before = recentWindows.get(w!.tensor);
+          const los = collectWindows(k, cuts, state, inputs, n, w!);
+          // a block whose own windows sit where the block before put its own (its cut in their
+          // middle three buckets) lets the next blocks lump; one whose windows moved is a miss
+          if (before && nearWindows(before, los)) seen.trusted = true;
+          else if (before && !fused) seen.misses++;
+        } else SELECT_STATS.spreadBlocks++;
       } else if (w) collectPass1Windows(k, cuts, state, inputs, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
@@ -546,20 +553,27 @@ function ownWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n:
 const recentWindows = new Map<string, Map<number, number>>();
 
 /**
- * Pass 0 on this thread, per tensor: the last block index seen and how many blocks missed the
- * windows of the block before (lumpedWindows said no). Blocks whose own cuts scatter (low-rank
- * deltas, whose rows differ in scale: a rank-8 fine-tune's block medians spread over some 60
- * buckets where a dense one's share one) miss block after block, and each miss costs a window
- * read, a histogram and new windows. After SPREAD_MISSES misses the rest of the tensor's blocks
- * on this thread count the histogram alone: without their window records the windows cannot
- * resolve the cut, and when no block lumped its histogram, pass 2 finds it among the keys of its
- * bucket (a cheap scan) instead of pass 1 counting the whole histogram again. A new record (a new
- * pass or job) also forgets the tensor's windows: a block 0 judged by another job's windows would
- * count a miss that is not its own.
+ * Pass 0 on this thread, per tensor: the last block index seen, how many blocks missed the windows
+ * of the block before, and whether blocks may lump.
+ *
+ * A block lumps its histogram only after a block counted in full put its windows where the block
+ * before it had put its own (`trusted`; a miss takes it back): one lucky lump among scattered
+ * blocks would send the whole tensor to pass 1. Blocks whose own cuts scatter (low-rank deltas,
+ * whose rows differ in scale: a rank-8 fine-tune's block medians spread over some 60 buckets
+ * where a dense one's share one) miss block after block, and each miss costs a histogram and new
+ * windows. After `spreadMisses` misses the rest of the tensor's blocks on this thread count the
+ * histogram alone: without their window records the windows cannot resolve the cut, and when no
+ * block lumped its histogram, pass 2 finds it among the keys of its bucket (a cheap scan)
+ * instead of pass 1 counting the whole histogram again.
+ *
+ * A new record (a new pass or job) also forgets the tensor's windows: a block 0 judged by another
+ * job's windows would count a miss that is not its own.
  */
 interface TensorSeen {
   last: number;
   misses: number;
+  /** the last block counted in full put its windows where the one before had its own: blocks may lump */
+  trusted: boolean;
 }
 const seenTensors = new Map<string, TensorSeen>();
 
@@ -569,7 +583,7 @@ function tensorSeen(w: WindowBlock): TensorSeen {
   if (!t || w.index <= t.last) {
     if (seenTensors.size >= 64) seenTensors.clear();
     recentWindows.delete(w.tensor);
-    t = { last: -1, misses: 0 };
+    t = { last: -1, misses: 0, trusted: false };
     seenTensors.set(w.tensor, t);
   }
   t.last = w.index;
@@ -578,6 +592,16 @@ function tensorSeen(w: WindowBlock): TensorSeen {
 
 function spread(t: TensorSeen): boolean {
   return t.misses >= SELECT_LIMITS.spreadMisses;
+}
+
+/** Two blocks' windows (start bucket per cut) that agree: the same cuts, starts at most a bucket apart. */
+function nearWindows(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [c, lo] of a) {
+    const other = b.get(c);
+    if (other === undefined || Math.abs(other - lo) > 1) return false;
+  }
+  return true;
 }
 
 function rememberWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, n: number, w: WindowBlock): Map<number, number> {
@@ -613,7 +637,7 @@ function fusedWindows(cuts: readonly Cut[], state: SelectState, tensor: string):
  * pass 1 is skipped; if not (or they overflow their room), pass 1 runs as without them. Either
  * way the cut is exact, whatever windows the blocks chose.
  */
-function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): void {
+function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): Map<number, number> {
   const los = rememberWindows(k, cuts, state, n, w);
   const live = [...los.keys()];
   const base = inputs[0]!.byteOffset;
@@ -624,6 +648,7 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
     k.windowAbove2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
   } else for (const c of live) k.windowAbove1(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
+  return los;
 }
 
 /** Pass 1's windows: the same for every block of the tensor (SelectState.win), for the cuts that pass 0's windows missed. */

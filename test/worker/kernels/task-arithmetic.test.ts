@@ -327,8 +327,15 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       const fusedBefore = SELECT_STATS.fusedWindowBlocks;
       const spec = await withLimits({}, [base, ...two]);
       expect(spec.resolved).toBe(2);
-      // blocks after the first take the windows of the one before, read with the histogram in one loop
-      expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(fusedBefore);
+      // blocks after the second take the windows of the one before, read with the histogram in one
+      // loop; the first two count theirs in full, the second to show that its windows sit where the
+      // first's did (one thread here)
+      const blocks = blocksOf(shape).length;
+      expect(blocks).toBeGreaterThan(2);
+      expect(SELECT_STATS.fusedWindowBlocks - fusedBefore).toBe(blocks - 2);
+      const untrusted = SELECT_STATS.fusedWindowBlocks;
+      expect(same((await withLimits({ lumpUntrusted: true }, [base, ...two])).out, spec.out)).toBe(true);
+      expect(SELECT_STATS.fusedWindowBlocks - untrusted).toBe(blocks - 1);
       const off = await withLimits({ windows: false }, [base, ...two]);
       expect(off.resolved).toBe(0);
       expect(same(spec.out, off.out)).toBe(true);
@@ -349,9 +356,10 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     });
 
     it('count a true histogram (pass 1) when blocks that lumped theirs drift past each other\'s windows', async () => {
-      // blocks that miss keep lumping here (no spread mode): the path where lumped windows share no bucket
-      const spreadMisses = SELECT_LIMITS.spreadMisses;
-      SELECT_LIMITS.spreadMisses = Infinity;
+      // blocks lump here without a block that agreed first and keep lumping after misses (no spread
+      // mode): the path where lumped windows share no bucket
+      const guards = { spreadMisses: SELECT_LIMITS.spreadMisses, lumpUntrusted: SELECT_LIMITS.lumpUntrusted };
+      Object.assign(SELECT_LIMITS, { spreadMisses: Infinity, lumpUntrusted: true });
       try {
         // 8 blocks whose deltas grow by 0.4 % a block (about one histogram bucket): each block is near
         // the window of the one before, so it lumps its histogram, but the windows share no bucket
@@ -389,7 +397,7 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
         for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
         expect(kept).toBeGreaterThan(m / 2);
       } finally {
-        SELECT_LIMITS.spreadMisses = spreadMisses;
+        Object.assign(SELECT_LIMITS, guards);
       }
     });
 
