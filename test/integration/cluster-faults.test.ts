@@ -113,6 +113,8 @@ describe('cluster faults: workers killed and joining mid-job', () => {
       const proc = await processOf(cluster!, client!, target);
       proc.kill('SIGTERM');
       expect(await proc.exited).toBe(0);
+      // the job's events reach this watch after the worker has gone: wait for those tasks' ends
+      await waitFor('the drained worker\'s tasks to be reported finished', () => (inFlight.every((t) => watch.finishedBy.has(t)) ? true : undefined));
       for (const t of inFlight) expect(watch.finishedBy.get(t)).toBe(target);
       await waitFor('the drained worker to leave the registry', async () => ((await client!.workers()).some((w) => w.id === target) ? undefined : true));
 
