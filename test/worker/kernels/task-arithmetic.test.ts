@@ -70,6 +70,15 @@ function refMasks(name: string, shape: readonly number[], deltas: Float32Array[]
   return { masks, probs };
 }
 
+/** x rounded to BF16 and back: the values a BF16 checkpoint holds. */
+function bf16Values(x: Float32Array): Float32Array {
+  const bytes = new Uint8Array(2 * x.length);
+  encodeBlock('BF16', x, bytes, x.length);
+  const out = new Float32Array(x.length);
+  decodeBlock('BF16', bytes, out, x.length);
+  return out;
+}
+
 function refGta(name: string, shape: readonly number[], base: Float32Array, models: Float32Array[], p: Ref): Float32Array {
   const n = base.length;
   const deltas = models.map((x) => {
@@ -430,14 +439,7 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(maxRelError(spec, refGta('spread', [...shapeS], b0, xs, q))).toBeLessThan(1e-6);
       // as BF16 blocks: the spread blocks' histograms and pass 2 read them as they are, with the
       // bytes of the same values given as F32
-      const toBf16 = (x: Float32Array): Float32Array => {
-        const bytes = new Uint8Array(2 * x.length);
-        encodeBlock('BF16', x, bytes, x.length);
-        const out = new Float32Array(x.length);
-        decodeBlock('BF16', bytes, out, x.length);
-        return out;
-      };
-      const bfIns = [b0, ...xs].map(toBf16);
+      const bfIns = [b0, ...xs].map(bf16Values);
       const beforeRaw = { hist: simdUse.rawHistogram, cand: simdUse.rawCandidates, spread: SELECT_STATS.spreadBlocks };
       const rawOut = await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread', dtype: 'BF16' });
       const spreadBlocks = SELECT_STATS.spreadBlocks - beforeRaw.spread;
@@ -491,17 +493,10 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
   // BF16 checkpoints: with two models, pass 0's windows and the fused map read the blocks as they
   // are (no decoded copy); every path must give the bytes of the same values given as F32
   describe('BF16 blocks read raw', () => {
-    const bf = (x: Float32Array): Float32Array => {
-      const bytes = new Uint8Array(2 * x.length);
-      encodeBlock('BF16', x, bytes, x.length);
-      const out = new Float32Array(x.length);
-      decodeBlock('BF16', bytes, out, x.length);
-      return out;
-    };
-    const ins = [base, ...models.slice(0, 2)].map(bf);
+    const ins = [base, ...models.slice(0, 2)].map(bf16Values);
     it('ties, three models (windows lumped per model, the three-model loop)', async () => {
       const p: Ref = { ...TIES, weights: [0.5, 0.3, 0.2], densities: [0.5, 0.3, 0.7] };
-      const three = [base, ...models].map(bf);
+      const three = [base, ...models].map(bf16Values);
       const before = { raw: simdUse.rawBf16, fused: SELECT_STATS.fusedWindowBlocks };
       const raw = await runKernel('task-arithmetic', p, three, shape, { name, dtype: 'BF16' });
       expect(simdUse.rawBf16).toBeGreaterThan(before.raw);
