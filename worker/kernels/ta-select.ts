@@ -54,12 +54,16 @@ const KEY_MASK = 0x7fffffff;
 /**
  * Tunables (tests lower candidateCap to exercise the counting fallback, and raise spreadMisses and
  * set lumpUntrusted to keep blocks that drift lumping their histograms: see tensorSeen). A cut's
- * pass-1 records get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes 2 + 2k ≤ 4k slots, so
- * C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for the counting passes.
+ * pass-1 records get min(4·C, 2·candidateCap) accumulator slots (a record of k pairs takes
+ * 2 + 2k ≤ 4k slots, so C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for
+ * the counting passes.
  */
 export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2, lumpUntrusted: false };
 
-/** How often pass 0's windows resolved a cut, blocks lumped their histogram, cuts needed pass 1's true histogram, and blocks of spread tensors counted theirs alone: tests check the paths ran. */
+/**
+ * How often pass 0's windows resolved a cut, blocks lumped their histogram, cuts needed pass 1's
+ * true histogram, and blocks of spread tensors counted theirs alone: tests check the paths ran.
+ */
 export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0, spreadBlocks: 0 };
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
@@ -577,7 +581,7 @@ interface TensorSeen {
 }
 const seenTensors = new Map<string, TensorSeen>();
 
-/** This thread's record of the block's tensor in pass 0; a block index not above the last one seen starts a new record (a new pass, or a new job). */
+/** This thread's record of the block's tensor in pass 0; a block index not above the last one seen starts a new one (a new pass, or a new job). */
 function tensorSeen(w: WindowBlock): TensorSeen {
   let t = seenTensors.get(w.tensor);
   if (!t || w.index <= t.last) {
