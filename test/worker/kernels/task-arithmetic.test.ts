@@ -70,6 +70,17 @@ function refMasks(name: string, shape: readonly number[], deltas: Float32Array[]
   return { masks, probs };
 }
 
+/** Runs `fn` with some of the selection's tunables changed, and puts them back whatever happens. */
+async function underLimits<T>(limits: Partial<typeof SELECT_LIMITS>, fn: () => Promise<T>): Promise<T> {
+  const saved = { ...SELECT_LIMITS };
+  Object.assign(SELECT_LIMITS, limits);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(SELECT_LIMITS, saved);
+  }
+}
+
 /** x rounded to BF16 and back: the values a BF16 checkpoint holds. */
 function bf16Values(x: Float32Array): Float32Array {
   const bytes = new Uint8Array(2 * x.length);
@@ -262,14 +273,10 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
   for (const [label, p] of cases.filter(([, c]) => c.sparsify === 'magnitude' || c.sparsify === 'breadcrumbs')) {
     it(`${label}: the counting fallback gives the same bytes as the candidate path`, async () => {
       const fast = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
-      const saved = SELECT_LIMITS.candidateCap;
-      SELECT_LIMITS.candidateCap = 0;
-      try {
+      await underLimits({ candidateCap: 0 }, async () => {
         const slow = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
         expect(Buffer.from(slow.buffer).equals(Buffer.from(fast.buffer))).toBe(true);
-      } finally {
-        SELECT_LIMITS.candidateCap = saved;
-      }
+      });
     });
   }
 
@@ -278,14 +285,10 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
   for (const [label, p] of cases.filter(([, c]) => c.sparsify === 'magnitude' || c.sparsify === 'breadcrumbs')) {
     it(`${label}: overflowing pass-1 records fall back to counting, same bytes`, async () => {
       const fast = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
-      const saved = SELECT_LIMITS.candidateCap;
-      SELECT_LIMITS.candidateCap = 1;
-      try {
+      await underLimits({ candidateCap: 1 }, async () => {
         const slow = await runKernel('task-arithmetic', p, [base, ...models], shape, { name });
         expect(Buffer.from(slow.buffer).equals(Buffer.from(fast.buffer))).toBe(true);
-      } finally {
-        SELECT_LIMITS.candidateCap = saved;
-      }
+      });
     });
   }
 
@@ -319,17 +322,11 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     const two = models.slice(0, 2);
     const p: Ref = { ...TIES, weights: [0.6, 0.4], densities: [0.5, 0.3] };
     const run = (inputs: Float32Array[]): Promise<Float32Array> => runKernel('task-arithmetic', p, inputs, shape, { name });
-    const withLimits = async (limits: Partial<typeof SELECT_LIMITS>, inputs: Float32Array[]): Promise<{ out: Float32Array; resolved: number }> => {
-      const saved = { ...SELECT_LIMITS };
-      Object.assign(SELECT_LIMITS, limits);
+    const withLimits = (limits: Partial<typeof SELECT_LIMITS>, inputs: Float32Array[]): Promise<{ out: Float32Array; resolved: number }> => underLimits(limits, async () => {
       const before = SELECT_STATS.resolvedByWindows;
-      try {
-        const out = await run(inputs);
-        return { out, resolved: SELECT_STATS.resolvedByWindows - before };
-      } finally {
-        Object.assign(SELECT_LIMITS, saved);
-      }
-    };
+      const out = await run(inputs);
+      return { out, resolved: SELECT_STATS.resolvedByWindows - before };
+    });
     const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 
     it('resolve both cuts when the blocks look alike, with the bytes of the two-pass selection', async () => {
@@ -367,9 +364,7 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
     it('count a true histogram (pass 1) when blocks that lumped theirs drift past each other\'s windows', async () => {
       // blocks lump here without a block that agreed first and keep lumping after misses (no spread
       // mode): the path where lumped windows share no bucket
-      const guards = { spreadMisses: SELECT_LIMITS.spreadMisses, lumpUntrusted: SELECT_LIMITS.lumpUntrusted };
-      Object.assign(SELECT_LIMITS, { spreadMisses: Infinity, lumpUntrusted: true });
-      try {
+      await underLimits({ spreadMisses: Infinity, lumpUntrusted: true }, async () => {
         // 8 blocks whose deltas grow by 0.4 % a block (about one histogram bucket): each block is near
         // the window of the one before, so it lumps its histogram, but the windows share no bucket
         const drift = [1024, 2048] as const;
@@ -388,26 +383,19 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
         expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
         // pass 1 collects one window for all blocks around theirs: it holds the cut, so pass 2 is skipped
         expect(SELECT_STATS.resolvedByPass1Windows).toBe(before.resolvedByPass1Windows + 2);
-        const saved = { ...SELECT_LIMITS };
-        try {
-          SELECT_LIMITS.windows = false;
-          expect(same(spec, await go())).toBe(true);
-          // without pass 1's windows, pass 2 collects the candidates in T's bucket: the same bytes
-          Object.assign(SELECT_LIMITS, saved, { pass1Windows: false });
+        await underLimits({ windows: false }, async () => expect(same(spec, await go())).toBe(true));
+        // without pass 1's windows, pass 2 collects the candidates in T's bucket: the same bytes
+        await underLimits({ pass1Windows: false }, async () => {
           const mid = { ...SELECT_STATS };
           expect(same(spec, await go())).toBe(true);
           expect(SELECT_STATS.histogramPasses).toBe(mid.histogramPasses + 2);
           expect(SELECT_STATS.resolvedByPass1Windows).toBe(mid.resolvedByPass1Windows);
-        } finally {
-          Object.assign(SELECT_LIMITS, saved);
-        }
+        });
         // exactly ⌊ρn⌋ of each model's deltas are kept: the output differs from the base where one was
         let kept = 0;
         for (let j = 0; j < m; j++) if (spec[j] !== b0[j]) kept++;
         expect(kept).toBeGreaterThan(m / 2);
-      } finally {
-        Object.assign(SELECT_LIMITS, guards);
-      }
+      });
     });
 
     it('count spread tensors\' histograms alone after two misses, and find the cut in pass 2 (no pass 1)', async () => {
@@ -429,13 +417,9 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(SELECT_STATS.histogramPasses).toBe(before.histogramPasses);
       expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows);
       // the same bytes as with windows off, and as the reference
-      const saved = SELECT_LIMITS.windows;
-      SELECT_LIMITS.windows = false;
-      try {
+      await underLimits({ windows: false }, async () => {
         expect(same(spec, await go())).toBe(true);
-      } finally {
-        SELECT_LIMITS.windows = saved;
-      }
+      });
       expect(maxRelError(spec, refGta('spread', [...shapeS], b0, xs, q))).toBeLessThan(1e-6);
       // as BF16 blocks: the spread blocks' histograms and pass 2 read them as they are, with the
       // bytes of the same values given as F32
@@ -450,17 +434,13 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(same(rawOut, await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread' }))).toBe(true);
       // without spread mode every block keeps trying (a window read, then the histogram and new
       // windows): none lumps, the windows resolve nothing either, and the bytes are the same
-      const spreadMisses = SELECT_LIMITS.spreadMisses;
-      SELECT_LIMITS.spreadMisses = Infinity;
-      try {
+      await underLimits({ spreadMisses: Infinity }, async () => {
         const mid = { ...SELECT_STATS };
         expect(same(spec, await go())).toBe(true);
         expect(SELECT_STATS.spreadBlocks).toBe(mid.spreadBlocks);
         expect(SELECT_STATS.fusedWindowBlocks).toBe(mid.fusedWindowBlocks);
         expect(SELECT_STATS.resolvedByWindows).toBe(mid.resolvedByWindows);
-      } finally {
-        SELECT_LIMITS.spreadMisses = spreadMisses;
-      }
+      });
     });
 
     it('resolve a cut among keys of 0 (a tiny fine-tune: most deltas exactly 0), windows starting at bucket 0', async () => {
@@ -472,13 +452,9 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       const spec = await go();
       expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fusedWindowBlocks);
       expect(SELECT_STATS.resolvedByWindows).toBe(before.resolvedByWindows + 2);
-      const saved = SELECT_LIMITS.windows;
-      SELECT_LIMITS.windows = false;
-      try {
+      await underLimits({ windows: false }, async () => {
         expect(same(spec, await go())).toBe(true);
-      } finally {
-        SELECT_LIMITS.windows = saved;
-      }
+      });
       expect(maxRelError(spec, refGta(name, shape, base, sparse, q))).toBeLessThan(1e-6);
     });
 
@@ -503,14 +479,10 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       expect(SELECT_STATS.fusedWindowBlocks).toBeGreaterThan(before.fused);
       const decoded = await runKernel('task-arithmetic', p, three, shape, { name });
       expect(Buffer.from(raw.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
-      const saved = SELECT_LIMITS.windows;
-      SELECT_LIMITS.windows = false;
-      try {
+      await underLimits({ windows: false }, async () => {
         const off = await runKernel('task-arithmetic', p, three, shape, { name, dtype: 'BF16' });
         expect(Buffer.from(off.buffer).equals(Buffer.from(decoded.buffer))).toBe(true);
-      } finally {
-        SELECT_LIMITS.windows = saved;
-      }
+      });
       expect(maxRelError(decoded, refGta(name, shape, three[0]!, three.slice(1), p))).toBeLessThan(1e-6);
     });
 
