@@ -52,9 +52,12 @@ export interface TimedRun {
 }
 
 /** Runs `weightspace ARGS` under /usr/bin/time, returning wall seconds, CPU seconds and peak RSS of the whole process (all threads). */
-export function timedCli(args: readonly string[]): TimedRun {
+/** One CLI run, timed; env: variables set for it (WEIGHTSPACE_NATIVE=0, say). */
+export function timedCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): TimedRun {
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, BIN, ...args, '--no-progress'], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, BIN, ...args, '--no-progress'], {
+    encoding: 'utf8', env: { ...process.env, ...env },
+  });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`weightspace ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
   const m = /maxrss_kb=(\d+) cpu_s=([\d.]+)\+([\d.]+)/.exec(r.stderr);
@@ -130,7 +133,9 @@ export function warm(inputs: readonly string[]): void {
  */
 export const PAIRS = 5;
 
-export function compareToFloor(name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = PAIRS): FloorComparison {
+export function compareToFloor(
+  name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = PAIRS, env: Readonly<Record<string, string>> = {},
+): FloorComparison {
   const floors: number[] = [];
   const floorCpu: number[] = [];
   const runs: number[] = [];
@@ -144,7 +149,7 @@ export function compareToFloor(name: string, inputs: readonly string[], outBytes
     floorCpu.push(f.cpuSeconds);
     rmSync(out, { recursive: true, force: true });
     settle();
-    const t = timedCli([...args, '--out', out]);
+    const t = timedCli([...args, '--out', out], env);
     runs.push(t.seconds);
     runCpu.push(t.cpuSeconds);
     rss = Math.max(rss, t.maxRssMB);

@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAIRS, compareToFloor, ensureModel, printComparison, type FloorComparison } from './bench-tools.js';
 import { family } from './eval-bench.js';
+import { NATIVE_LOOPS, nativeUnavailable, setNativeEnabled } from '../worker/simd/simd-module.js';
 
 // every merge reads all three of its checkpoints, as the floor does (the linear recipe merged two
 // of them until session 4, which read a third less than its floor)
@@ -42,6 +43,17 @@ dtype: bfloat16
  */
 const LOW_RANK = 'ties ρ=0.5, a rank-8 model';
 
+/**
+ * The dense TIES recipe again with WEIGHTSPACE_NATIVE=0 (every loop in WebAssembly), where the
+ * native AVX-512 loops run: what they gain, in the same run.
+ */
+const WASM_ONLY = 'ties ρ=0.5, wasm loops only';
+
+/** Which loops the merges run: the native AVX-512 ones where this machine has them, else why not. */
+export function kernelsInUse(): string {
+  return setNativeEnabled(true) ? `native AVX-512 (${NATIVE_LOOPS.join(', ')}), WebAssembly SIMD for the rest` : `WebAssembly SIMD only (${nativeUnavailable})`;
+}
+
 export function mergeBench(root: string, threads = 2, only?: readonly string[]): FloorComparison[] {
   const f = family(root, 'llama-10-layers');
   const lowRank = join(f.dir, 'a-rank8');
@@ -53,18 +65,21 @@ export function mergeBench(root: string, threads = 2, only?: readonly string[]):
     ...Object.entries(RECIPES).map(([name, recipe]): [string, typeof recipe, string] => [name, recipe, f.a]),
     [LOW_RANK, RECIPES['ties ρ=0.5']!, lowRank],
   ];
+  if (setNativeEnabled(true)) cases.push([WASM_ONLY, RECIPES['ties ρ=0.5']!, f.a]);
   for (const [name, recipe, a] of cases) {
     const method = name.split(/[ ,]/)[0]!;
     if (only && !only.includes(method)) continue;
     const file = join(recipes, `${name === LOW_RANK ? 'ties-rank8' : method}.yaml`);
     writeFileSync(file, recipe(f.base, a, f.b));
     const inputs = [f.base, a, f.b].map((d) => join(d, 'model.safetensors'));
-    out.push(compareToFloor(name, inputs, f.size, ['merge', file, '--threads', String(threads)], join(f.dir, 'merged')));
+    const env: Record<string, string> = name === WASM_ONLY ? { WEIGHTSPACE_NATIVE: '0' } : {};
+    out.push(compareToFloor(name, inputs, f.size, ['merge', file, '--threads', String(threads)], join(f.dir, 'merged'), PAIRS, env));
   }
   return out;
 }
 
 export function printMergeBench(cases: readonly FloorComparison[], threads = 2): void {
   console.log(`merge: mergekit recipes on three BF16 checkpoints, ${threads} threads (ratio: median of ${PAIRS} runs, each over a floor measured just before it; pairs: floor:run seconds)`);
+  console.log(`  loops: ${kernelsInUse()}`);
   for (const c of cases) printComparison(c);
 }

@@ -10,8 +10,14 @@
  * memory (`simdBytes`, `simdFloats`), and a kernel whose arrays all live there calls the
  * WebAssembly loop; given other arrays (or with WEIGHTSPACE_SIMD=0), it runs its JavaScript
  * loop, which is also the reference the tests compare the WebAssembly one with.
+ *
+ * Where the CPU has AVX-512, a native addon (worker/native/kernels.c, built by `npm run build`)
+ * replaces the few loops that dominate TIES over BF16 checkpoints (the window pass, the fused map,
+ * the BF16 encode) with 16-lane ones over the same memory, giving the same bits. Without the
+ * addon, on another CPU, or with WEIGHTSPACE_NATIVE=0, every loop runs in WebAssembly.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { WeightspaceError } from '../../core/errors.js';
 
@@ -79,16 +85,62 @@ const ARENA_START = 1 << 16;
 const ALIGN = 64;
 
 interface Backend {
-  readonly kernels: SimdKernels;
+  /** the WebAssembly loops */
+  readonly wasm: SimdKernels;
+  /** the same with the native loops in place of those the addon has, if it loaded */
+  readonly native: SimdKernels | undefined;
   readonly memory: WebAssembly.Memory;
   top: number;
 }
 
 let backend: Backend | undefined;
 let enabled = process.env['WEIGHTSPACE_SIMD'] !== '0';
+let nativeEnabled = process.env['WEIGHTSPACE_NATIVE'] !== '0';
 
 export function wasmPath(): string {
   return fileURLToPath(new URL('./build/kernels.wasm', import.meta.url));
+}
+
+export function nativePath(): string {
+  return fileURLToPath(new URL('./build/weightspace_kernels.node', import.meta.url));
+}
+
+/** The loops the addon can replace (it exports those its CPU runs). */
+export const NATIVE_LOOPS = ['windowAbove1Bf16', 'windowAbove2Bf16', 'tiesMap1Bf16', 'tiesMap2Bf16', 'tiesMap3Bf16', 'encodeBf16'] as const;
+
+interface NativeAddon extends Partial<Pick<SimdKernels, (typeof NATIVE_LOOPS)[number]>> {
+  readonly available: boolean;
+  setMemory(buffer: ArrayBuffer): void;
+}
+
+/** Why the native loops are not in use, or undefined when they are (after the backend loaded). */
+export let nativeUnavailable: string | undefined = 'the backend has not loaded';
+
+function loadNative(wasm: SimdKernels, memory: WebAssembly.Memory): SimdKernels | undefined {
+  const path = nativePath();
+  if (!existsSync(path)) {
+    nativeUnavailable = `${path} is missing (the addon was not built)`;
+    return undefined;
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    nativeUnavailable = `${path} did not load: ${(err as Error).message}`;
+    return undefined;
+  }
+  if (!addon.available) {
+    nativeUnavailable = 'this CPU lacks AVX-512 (F, BW, VL, DQ)';
+    return undefined;
+  }
+  addon.setMemory(memory.buffer);
+  const kernels: SimdKernels = { ...wasm };
+  for (const name of NATIVE_LOOPS) {
+    const loop = addon[name];
+    if (loop) Object.assign(kernels, { [name]: loop });
+  }
+  nativeUnavailable = undefined;
+  return kernels;
 }
 
 function load(): Backend {
@@ -105,8 +157,18 @@ function load(): Backend {
       },
     },
   });
-  backend = { kernels: instance.exports as unknown as SimdKernels, memory, top: ARENA_START };
+  const wasm = instance.exports as unknown as SimdKernels;
+  backend = { wasm, native: loadNative(wasm, memory), memory, top: ARENA_START };
   return backend;
+}
+
+/**
+ * Turns the native loops off or on for this thread (tests compare them with the WebAssembly ones;
+ * WEIGHTSPACE_NATIVE=0 starts off). Returns whether they will run: the addon loaded and is on.
+ */
+export function setNativeEnabled(on: boolean): boolean {
+  nativeEnabled = on;
+  return on && load().native !== undefined;
 }
 
 /** Turns the backend off or on for this thread (tests compare both; WEIGHTSPACE_SIMD=0 starts off). */
@@ -127,7 +189,7 @@ export function simdFor(...arrays: readonly ArrayBufferView[]): SimdKernels | un
   const buf = backend.memory.buffer;
   for (const a of arrays) if (a.buffer !== buf) return undefined;
   simdUse.calls++;
-  return backend.kernels;
+  return (nativeEnabled && backend.native) || backend.wasm;
 }
 
 /** `bytes` bytes of the module's memory (aligned, zeroed on first use), or undefined when it is full or off. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeBlock, encodeBlock } from '../../../core/dtypes.js';
 import { decodeInto, encodeFrom } from '../../../worker/simd/simd-codec.js';
-import { setSimdEnabled, simdBytes, simdFloats, simdFor, simdUse, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
+import { setNativeEnabled, setSimdEnabled, simdBytes, simdFloats, simdFor, simdUse, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
 import { exactOnBf16, linearKernel } from '../../../worker/kernels/linear.js';
 import { rng } from '../kernels/merge-harness.js';
 
@@ -388,7 +388,11 @@ describe('linear loop', () => {
 });
 
 describe('BF16 variants of the TIES loops', () => {
-  it('windowAbove2Bf16 and tiesMap2Bf16 read raw BF16 with the bits of the f32 loops on the decoded values', () => {
+  afterEach(() => setNativeEnabled(true));
+
+  // with the native AVX-512 loops where this CPU has them (worker/native), and with the wasm ones
+  it.each([true, false])('windowAbove2Bf16 and tiesMap2Bf16 read raw BF16 with the bits of the f32 loops on the decoded values (native loops allowed: %s)', (native) => {
+    setNativeEnabled(native);
     const n = 10_003;
     const r = rng(21);
     const raws = [0, 1, 2].map(() => simdBytes(2 * n));
