@@ -1,6 +1,6 @@
-// Native AVX-512 loops for TIES' two hottest passes over BF16 checkpoints (the window pass and the
-// fused map) and for the BF16 encode, loaded beside the WebAssembly module when the CPU has
-// AVX-512 (F, BW, VL). They work on the WebAssembly module's own memory (setMemory), take the
+// Native AVX-512 loops for TIES' two hottest passes (the window pass and the fused map, over f32
+// or raw BF16 inputs) and for the BF16 encode, loaded beside the WebAssembly module when the CPU
+// has AVX-512 (F, BW, VL, DQ). They work on the WebAssembly module's own memory (setMemory), take the
 // same arguments as the AssemblyScript exports they stand for (byte offsets, element counts) and
 // give the same bits: every lane runs the same IEEE f32 operations in the same order, compiled
 // with -ffp-contract=off (no fused multiply-add) and without fast-math. Where the CPU lacks
@@ -51,9 +51,13 @@ static inline void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
 
 #if HAVE_X86
 
-/** 16 BF16 words widened to f32 (the value is the high half), lanes outside `m` read as +0. */
-AVX512 static inline __m512 ld16(const uint16_t* p, __mmask16 m) {
-  __m256i w = _mm256_maskz_loadu_epi16(m, p);
+/**
+ * 16 inputs from element j: f32 values, or (bf16) BF16 words widened to f32 (the value is the high
+ * half). Lanes outside `m` read as +0.
+ */
+AVX512 static inline __m512 ld(const void* p, int j, __mmask16 m, int bf16) {
+  if (!bf16) return _mm512_maskz_loadu_ps(m, (const float*)p + j);
+  __m256i w = _mm256_maskz_loadu_epi16(m, (const uint16_t*)p + j);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(w), 16));
 }
 
@@ -76,13 +80,13 @@ AVX512 static inline __mmask16 tail_mask(int left) {
 #define HIT_CHUNK 1024
 
 /**
- * windowAbove1Bf16 / windowAbove2Bf16 (M models, 1 or 2): for δᵢ = xᵢ − base whose high key bits h
+ * windowAbove1 / windowAbove2 (M models, 1 or 2; f32 or BF16 inputs): for δᵢ = xᵢ − base whose high key bits h
  * fall in [loᵢ, loᵢ + width), adds 1 to countsᵢ[(h − loᵢ)·2¹⁵ + (key & 0x7fff)] in element order,
  * and counts the keys above the window (h ≥ loᵢ + width). The wasm loops also bump a spare counter
  * for the misses of a group that hits; takeTouched drops it, so the pairs it returns are the same.
  */
-AVX512 static inline void window_bf16(
-    int M, const uint16_t* base, const uint16_t* const* x, int n, const uint32_t* lo, uint32_t width,
+AVX512 static inline void window_above(
+    int M, int bf16, const void* base, const void* const* x, int n, const uint32_t* lo, uint32_t width,
     uint32_t* const* counts, uint32_t* const* list, uint32_t* above) {
   const __m512i keymask = _mm512_set1_epi32((int)KEY_MASK);
   const __m512i low = _mm512_set1_epi32((int)LO_MASK);
@@ -96,9 +100,9 @@ AVX512 static inline void window_bf16(
     uint32_t nh[2] = {0, 0};
     for (int j = start; j < end; j += 16) {
       __mmask16 live = tail_mask(end - j);
-      __m512 b = ld16(base + j, live);
+      __m512 b = ld(base, j, live, bf16);
       for (int i = 0; i < M; i++) {
-        __m512i k = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(ld16(x[i] + j, live), b)), keymask);
+        __m512i k = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(ld(x[i], j, live, bf16), b)), keymask);
         __m512i rel = _mm512_sub_epi32(_mm512_srli_epi32(k, HI_SHIFT), lov[i]);
         up[i] += (uint32_t)__builtin_popcount(_mm512_mask_cmpge_epi32_mask(live, rel, wv));
         __mmask16 hit = _mm512_mask_cmplt_epu32_mask(live, rel, wv);
@@ -126,12 +130,12 @@ AVX512 static inline __m512 agree(__m512 v, __mmask16 p) {
 }
 
 /**
- * tiesMap1Bf16 / tiesMap2Bf16 / tiesMap3Bf16 (M models): the wasm tiesMap2Of / tiesMap3Of, lane
+ * tiesMap1 / tiesMap2 / tiesMap3 (M models; f32 or BF16 inputs): the wasm tiesMap2Of / tiesMap3Of, lane
  * for lane. One model runs as two with a second that is +0 everywhere and weight 0, as there.
  * plain: f = 1, g = 1, λ = 1 and normalised, where those operations drop out exactly.
  */
-AVX512 static inline void ties_map_bf16(
-    int M, int plain, const uint16_t* base, const uint16_t* const* x, float* out, int n,
+AVX512 static inline void ties_map(
+    int M, int plain, int bf16, const void* base, const void* const* x, float* out, int n,
     const float* f, const float* l, const int* g, const float* w, int norm, float lambda) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512i absmask = _mm512_set1_epi32((int)KEY_MASK);
@@ -147,10 +151,10 @@ AVX512 static inline void ties_map_bf16(
   }
   for (int j = 0; j < n; j += 16) {
     __mmask16 live = tail_mask(n - j);
-    __m512 b = ld16(base + j, live);
+    __m512 b = ld(base, j, live, bf16);
     __m512 v[3];
     for (int i = 0; i < M; i++) {
-      __m512 d = _mm512_sub_ps(ld16(x[i] + j, live), b);
+      __m512 d = _mm512_sub_ps(ld(x[i], j, live, bf16), b);
       __m512 ad = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(d), absmask));
       __mmask16 below = _mm512_cmp_ps_mask(ad, lv[i], _CMP_LT_OQ);
       if (plain) v[i] = _mm512_mul_ps(d, ones_where((__mmask16)~below));
@@ -313,54 +317,60 @@ static napi_value set_memory(napi_env env, napi_callback_info info) {
 
 #if HAVE_X86
 
-// windowAbove1Bf16(base, x, n, lo, width, counts, list, above)
-static napi_value window_above1_bf16(napi_env env, napi_callback_info info) {
+/**
+ * windowAbove{1,2}[Bf16](base, x₀[, x₁], n, lo₀[, lo₁], width, counts₀[, counts₁], list₀[, list₁], above):
+ * M models, inputs of `size` bytes an element.
+ */
+static napi_value window_binding(napi_env env, napi_callback_info info, int M, int bf16) {
   Args a;
-  if (!args_init(&a, env, info, 8)) return NULL;
-  int n = count(&a, 2);
-  uint32_t lo = (uint32_t)num(&a, 3), width = (uint32_t)num(&a, 4);
+  if (!args_init(&a, env, info, (size_t)(4 * M + 4))) return NULL;
+  double es = bf16 ? 2.0 : 4.0;
+  size_t p = (size_t)M + 1;
+  int n = count(&a, p);
+  uint32_t lo[2] = {0, 0};
+  for (int i = 0; i < M; i++) lo[i] = (uint32_t)num(&a, p + 1 + i);
+  uint32_t width = (uint32_t)num(&a, p + 1 + M);
+  if (!a.failed && !(width >= 1 && width <= 64)) {
+    napi_throw_range_error(env, "ERR_WEIGHTSPACE_NATIVE", "native kernels: a window width is not in 1..64");
+    return NULL;
+  }
   // the counters (and the spare one), and the list: its length and up to one entry per counter
   double span = 4.0 * ((double)(width << HI_SHIFT) + 1);
-  const uint16_t* base = at(&a, 0, 2.0 * n);
-  const uint16_t* x[1] = {at(&a, 1, 2.0 * n)};
-  uint32_t* counts[1] = {at(&a, 5, span)};
-  uint32_t* list[1] = {at(&a, 6, span + 4)};
-  uint32_t* above = at(&a, 7, 4);
+  const void* base = at(&a, 0, es * n);
+  const void* x[2] = {NULL, NULL};
+  uint32_t* counts[2] = {NULL, NULL};
+  uint32_t* list[2] = {NULL, NULL};
+  for (int i = 0; i < M; i++) {
+    x[i] = at(&a, (size_t)(1 + i), es * n);
+    counts[i] = at(&a, p + 2 + M + i, span);
+    list[i] = at(&a, p + 2 + 2 * M + i, span + 4);
+  }
+  uint32_t* above = at(&a, p + 2 + 3 * M, 4.0 * M);
   if (a.failed) return NULL;
-  window_bf16(1, base, x, n, &lo, width, counts, list, above);
+  // constant M and input type per call, so that each combination compiles to its own loop
+  if (M == 1) bf16 ? window_above(1, 1, base, x, n, lo, width, counts, list, above) : window_above(1, 0, base, x, n, lo, width, counts, list, above);
+  else bf16 ? window_above(2, 1, base, x, n, lo, width, counts, list, above) : window_above(2, 0, base, x, n, lo, width, counts, list, above);
   return undefined_value(env);
 }
 
-// windowAbove2Bf16(base, x0, x1, n, lo0, lo1, width, counts0, counts1, list0, list1, above)
-static napi_value window_above2_bf16(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!args_init(&a, env, info, 12)) return NULL;
-  int n = count(&a, 3);
-  uint32_t lo[2] = {(uint32_t)num(&a, 4), (uint32_t)num(&a, 5)};
-  uint32_t width = (uint32_t)num(&a, 6);
-  double span = 4.0 * ((double)(width << HI_SHIFT) + 1);
-  const uint16_t* base = at(&a, 0, 2.0 * n);
-  const uint16_t* x[2] = {at(&a, 1, 2.0 * n), at(&a, 2, 2.0 * n)};
-  uint32_t* counts[2] = {at(&a, 7, span), at(&a, 8, span)};
-  uint32_t* list[2] = {at(&a, 9, span + 4), at(&a, 10, span + 4)};
-  uint32_t* above = at(&a, 11, 8);
-  if (a.failed) return NULL;
-  window_bf16(2, base, x, n, lo, width, counts, list, above);
-  return undefined_value(env);
-}
+static napi_value window_above1(napi_env env, napi_callback_info info) { return window_binding(env, info, 1, 0); }
+static napi_value window_above2(napi_env env, napi_callback_info info) { return window_binding(env, info, 2, 0); }
+static napi_value window_above1_bf16(napi_env env, napi_callback_info info) { return window_binding(env, info, 1, 1); }
+static napi_value window_above2_bf16(napi_env env, napi_callback_info info) { return window_binding(env, info, 2, 1); }
 
 static int plain_ties(float f, int g, int norm, float lambda) {
   return f == 1.0f && g != 0 && norm != 0 && lambda == 1.0f;
 }
 
-/** The tiesMap{1,2,3}Bf16 arguments: base, M models, out, n, then f, l, g, w (M each), norm, λ. */
-static napi_value ties_map(napi_env env, napi_callback_info info, int M) {
+/** tiesMap{1,2,3}[Bf16](base, M models, out, n, then f, l, g, w (M each), norm, λ). */
+static napi_value ties_binding(napi_env env, napi_callback_info info, int M, int bf16) {
   Args a;
   if (!args_init(&a, env, info, (size_t)(M + 3 + 4 * M + 2))) return NULL;
+  double es = bf16 ? 2.0 : 4.0;
   int n = count(&a, (size_t)M + 2);
-  const uint16_t* base = at(&a, 0, 2.0 * n);
-  const uint16_t* x[3] = {NULL, NULL, NULL};
-  for (int i = 0; i < M; i++) x[i] = at(&a, (size_t)(1 + i), 2.0 * n);
+  const void* base = at(&a, 0, es * n);
+  const void* x[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < M; i++) x[i] = at(&a, (size_t)(1 + i), es * n);
   float* out = at(&a, (size_t)M + 1, 4.0 * n);
   float f[3], l[3], w[3];
   int g[3];
@@ -372,18 +382,28 @@ static napi_value ties_map(napi_env env, napi_callback_info info, int M) {
   int norm = num(&a, p + 4 * M) != 0;
   float lambda = (float)num(&a, p + 4 * M + 1);
   if (a.failed) return NULL;
-  int plain = 1;
+  // plain drops operations that are exact no-ops there (the same bits); the wasm f32 loops keep
+  // the general form, and so do these, to stay their lane-for-lane copy
+  int plain = bf16;
   for (int i = 0; i < M; i++) plain = plain && plain_ties(f[i], g[i], norm, lambda);
-  // constant M and plain per call, so that each combination compiles to its own loop
-  if (M == 1) plain ? ties_map_bf16(1, 1, base, x, out, n, f, l, g, w, norm, lambda) : ties_map_bf16(1, 0, base, x, out, n, f, l, g, w, norm, lambda);
-  else if (M == 2) plain ? ties_map_bf16(2, 1, base, x, out, n, f, l, g, w, norm, lambda) : ties_map_bf16(2, 0, base, x, out, n, f, l, g, w, norm, lambda);
-  else plain ? ties_map_bf16(3, 1, base, x, out, n, f, l, g, w, norm, lambda) : ties_map_bf16(3, 0, base, x, out, n, f, l, g, w, norm, lambda);
+#define TIES(m, pl, b) ties_map(m, pl, b, base, x, out, n, f, l, g, w, norm, lambda)
+  if (!bf16) {
+    if (M == 1) TIES(1, 0, 0);
+    else if (M == 2) TIES(2, 0, 0);
+    else TIES(3, 0, 0);
+  } else if (M == 1) plain ? TIES(1, 1, 1) : TIES(1, 0, 1);
+  else if (M == 2) plain ? TIES(2, 1, 1) : TIES(2, 0, 1);
+  else plain ? TIES(3, 1, 1) : TIES(3, 0, 1);
+#undef TIES
   return undefined_value(env);
 }
 
-static napi_value ties_map1_bf16(napi_env env, napi_callback_info info) { return ties_map(env, info, 1); }
-static napi_value ties_map2_bf16(napi_env env, napi_callback_info info) { return ties_map(env, info, 2); }
-static napi_value ties_map3_bf16(napi_env env, napi_callback_info info) { return ties_map(env, info, 3); }
+static napi_value ties_map1(napi_env env, napi_callback_info info) { return ties_binding(env, info, 1, 0); }
+static napi_value ties_map2(napi_env env, napi_callback_info info) { return ties_binding(env, info, 2, 0); }
+static napi_value ties_map3(napi_env env, napi_callback_info info) { return ties_binding(env, info, 3, 0); }
+static napi_value ties_map1_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 1, 1); }
+static napi_value ties_map2_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 2, 1); }
+static napi_value ties_map3_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 3, 1); }
 
 // encodeBf16(src, dst, n)
 static napi_value encode_bf16_binding(napi_env env, napi_callback_info info) {
@@ -414,6 +434,11 @@ NAPI_MODULE_INIT() {
   export_fn(env, exports, "setMemory", set_memory);
 #if HAVE_X86
   if (avx512) {
+    export_fn(env, exports, "windowAbove1", window_above1);
+    export_fn(env, exports, "windowAbove2", window_above2);
+    export_fn(env, exports, "tiesMap1", ties_map1);
+    export_fn(env, exports, "tiesMap2", ties_map2);
+    export_fn(env, exports, "tiesMap3", ties_map3);
     export_fn(env, exports, "windowAbove1Bf16", window_above1_bf16);
     export_fn(env, exports, "windowAbove2Bf16", window_above2_bf16);
     export_fn(env, exports, "tiesMap1Bf16", ties_map1_bf16);

@@ -12,8 +12,8 @@
  * loop, which is also the reference the tests compare the WebAssembly one with.
  *
  * Where the CPU has AVX-512, a native addon (worker/native/kernels.c, built by `npm run build`)
- * replaces the few loops that dominate TIES over BF16 checkpoints (the window pass, the fused map,
- * the BF16 encode) with 16-lane ones over the same memory, giving the same bits. Without the
+ * replaces the few loops that dominate TIES (the window pass and the fused map, over f32 or raw
+ * BF16 blocks, and the BF16 encode) with 16-lane ones over the same memory, giving the same bits. Without the
  * addon, on another CPU, or with WEIGHTSPACE_NATIVE=0, every loop runs in WebAssembly.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -106,7 +106,10 @@ export function nativePath(): string {
 }
 
 /** The loops the addon can replace (it exports those its CPU runs). */
-export const NATIVE_LOOPS = ['windowAbove1Bf16', 'windowAbove2Bf16', 'tiesMap1Bf16', 'tiesMap2Bf16', 'tiesMap3Bf16', 'encodeBf16'] as const;
+export const NATIVE_LOOPS = [
+  'windowAbove1', 'windowAbove2', 'windowAbove1Bf16', 'windowAbove2Bf16',
+  'tiesMap1', 'tiesMap2', 'tiesMap3', 'tiesMap1Bf16', 'tiesMap2Bf16', 'tiesMap3Bf16', 'encodeBf16',
+] as const;
 
 interface NativeAddon extends Partial<Pick<SimdKernels, (typeof NATIVE_LOOPS)[number]>> {
   readonly available: boolean;

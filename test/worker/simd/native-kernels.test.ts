@@ -48,6 +48,21 @@ function bf16Inputs(models: number, n: number, seed: number, clustered = false):
 
 const bytesOf = (a: ArrayBufferView, bytes: number): Buffer => Buffer.from(a.buffer, a.byteOffset, bytes);
 
+/** The f32 loops' inputs: the same BF16 words as the high halves, random low halves (more NaN payloads, subnormals). */
+function f32Inputs(raws: readonly Uint8Array[], n: number, seed: number): Uint8Array[] {
+  const r = rng(seed);
+  return raws.map((raw) => {
+    const words = new Uint16Array(raw.buffer, raw.byteOffset, n);
+    const f = simdBytes(4 * n + 64);
+    const bits = new Uint32Array(f.buffer, f.byteOffset, n);
+    for (let j = 0; j < n; j++) bits[j] = ((words[j]! << 16) | Math.floor(r() * 0x10000)) >>> 0;
+    return f;
+  });
+}
+
+/** Each case runs the loops over raw BF16 inputs and over f32 ones. */
+const FORMS = [true, false].map((bf16) => ({ bf16, label: bf16 ? 'Bf16' : 'f32', inputs: (raws: Uint8Array[], n: number, seed: number) => (bf16 ? raws : f32Inputs(raws, n, seed)) }));
+
 describe('native kernels', () => {
   it('load where the CPU has AVX-512, and say why not elsewhere', () => {
     const on = setNativeEnabled(true);
@@ -65,7 +80,7 @@ describe('native kernels', () => {
     expect(mixed.histDeltas2Bf16).toBe(wasm.histDeltas2Bf16);
   });
 
-  it.runIf(cpuHasAvx512())('windowAbove1Bf16 and windowAbove2Bf16: the counters, their order and the counts above, as the wasm loops', () => {
+  it.runIf(cpuHasAvx512())('windowAbove1 and windowAbove2, f32 and BF16: the counters, their order and the counts above, as the wasm loops', () => {
     const span = 16 << 15; // the widest window ta-select asks for (WIN1_WIDTH)
     const counts = simdWords(4 * (span + 4));
     const lists = simdWords(4 * (span + 5));
@@ -81,9 +96,12 @@ describe('native kernels', () => {
       return Array.from(pairs.subarray(0, 2 * m));
     };
     let windows = 0; // keys counted in the first model's windows
-    for (const n of LENGTHS) {
-      const raws = bf16Inputs(2, n, 100 + n, true);
-      const words = raws.map((b) => new Uint16Array(b.buffer, b.byteOffset, n));
+    for (const [n, form] of LENGTHS.flatMap((n) => FORMS.map((form) => [n, form] as const))) {
+      const words16 = bf16Inputs(2, n, 100 + n, true);
+      const raws = form.inputs(words16, n, n);
+      const w2 = (k: SimdKernels): SimdKernels['windowAbove2'] => (form.bf16 ? k.windowAbove2Bf16 : k.windowAbove2);
+      const w1 = (k: SimdKernels): SimdKernels['windowAbove1'] => (form.bf16 ? k.windowAbove1Bf16 : k.windowAbove1);
+      const words = words16.map((b) => new Uint16Array(b.buffer, b.byteOffset, n));
       const bucket = (i: number, j: number): number => {
         const d = new Float32Array([new Float32Array(new Uint32Array([words[i]![j]! << 16]).buffer)[0]! - new Float32Array(new Uint32Array([words[0]![j]! << 16]).buffer)[0]!]);
         return (new Uint32Array(d.buffer)[0]! & 0x7fffffff) >>> 15;
@@ -94,24 +112,24 @@ describe('native kernels', () => {
       for (const [lo0, lo1] of los) {
         for (const width of [16, 5, 1]) {
           const at = raws.map((b) => b.byteOffset);
-          wasm.windowAbove2Bf16(at[0]!, at[1]!, at[2]!, n, lo0, lo1, width, c(0), c(1), l(0), l(1), above.byteOffset);
-          native.windowAbove2Bf16(at[0]!, at[1]!, at[2]!, n, lo0, lo1, width, c(2), c(3), l(2), l(3), above.byteOffset + 8);
-          expect([above[2], above[3]], `n=${n} lo=${lo0},${lo1} width=${width}`).toEqual([above[0], above[1]]);
+          w2(wasm)(at[0]!, at[1]!, at[2]!, n, lo0, lo1, width, c(0), c(1), l(0), l(1), above.byteOffset);
+          w2(native)(at[0]!, at[1]!, at[2]!, n, lo0, lo1, width, c(2), c(3), l(2), l(3), above.byteOffset + 8);
+          expect([above[2], above[3]], `${form.label} n=${n} lo=${lo0},${lo1} width=${width}`).toEqual([above[0], above[1]]);
           const w0 = taken(wasm, 0, width);
           windows += w0.reduce((sum, v, i) => sum + (i % 2 === 1 ? v : 0), 0);
           expect(taken(native, 2, width)).toEqual(w0);
           expect(taken(native, 3, width)).toEqual(taken(wasm, 1, width));
-          wasm.windowAbove1Bf16(at[0]!, at[2]!, n, lo1, width, c(0), l(0), above.byteOffset);
-          native.windowAbove1Bf16(at[0]!, at[2]!, n, lo1, width, c(1), l(1), above.byteOffset + 4);
+          w1(wasm)(at[0]!, at[2]!, n, lo1, width, c(0), l(0), above.byteOffset);
+          w1(native)(at[0]!, at[2]!, n, lo1, width, c(1), l(1), above.byteOffset + 4);
           expect(above[1]).toBe(above[0]);
           expect(taken(native, 1, width)).toEqual(taken(wasm, 0, width));
         }
       }
     }
-    expect(windows).toBeGreaterThan(3000);
+    expect(windows).toBeGreaterThan(4000);
   });
 
-  it.runIf(cpuHasAvx512())('tiesMap1Bf16, tiesMap2Bf16 and tiesMap3Bf16: the bits of the wasm loops, plain and general, NaN and ±Inf included', () => {
+  it.runIf(cpuHasAvx512())('tiesMap1, tiesMap2 and tiesMap3, f32 and BF16: the bits of the wasm loops, plain and general, NaN and ±Inf included', () => {
     const out = [simdFloats(9000 + 16), simdFloats(9000 + 16)];
     const { wasm, native } = both(...out);
     const cases: { f: number[]; l: number[]; g: number[]; w: number[]; norm: number; lambda: number }[] = [
@@ -121,31 +139,26 @@ describe('native kernels', () => {
       { f: [2, 1, 1], l: [0, Infinity, 1e-3], g: [0, 1, 1], w: [0, 1, 3], norm: 1, lambda: 0.5 },
     ];
     let compared = 0;
-    for (const n of LENGTHS) {
-      const raws = bf16Inputs(3, n, 7 + n);
-      const at = raws.map((b) => b.byteOffset);
+    for (const [n, form] of LENGTHS.flatMap((n) => FORMS.map((form) => [n, form] as const))) {
+      const at = form.inputs(bf16Inputs(3, n, 7 + n), n, n).map((b) => b.byteOffset);
       for (const p of cases) {
         const { f, l, g, w, norm, lambda } = p;
-        for (const k of [wasm, native]) {
-          const o = out[k === wasm ? 0 : 1]!.byteOffset;
-          if (k === wasm) out.forEach((a) => a.fill(NaN));
-          k.tiesMap1Bf16(at[0]!, at[1]!, o, n, f[0]!, l[0]!, g[0]!, w[0]!, norm, lambda);
-        }
-        expect(bytesOf(out[1]!, 4 * n + 64).equals(bytesOf(out[0]!, 4 * n + 64)), `tiesMap1Bf16 n=${n} ${JSON.stringify(p)}`).toBe(true);
-        for (const k of [wasm, native]) {
-          const o = out[k === wasm ? 0 : 1]!.byteOffset;
-          k.tiesMap2Bf16(at[0]!, at[1]!, at[2]!, o, n, f[0]!, f[1]!, l[0]!, l[1]!, g[0]!, g[1]!, w[0]!, w[1]!, norm, lambda);
-        }
-        expect(bytesOf(out[1]!, 4 * n + 64).equals(bytesOf(out[0]!, 4 * n + 64)), `tiesMap2Bf16 n=${n} ${JSON.stringify(p)}`).toBe(true);
-        for (const k of [wasm, native]) {
-          const o = out[k === wasm ? 0 : 1]!.byteOffset;
-          k.tiesMap3Bf16(at[0]!, at[1]!, at[2]!, at[3]!, o, n, f[0]!, f[1]!, f[2]!, l[0]!, l[1]!, l[2]!, g[0]!, g[1]!, g[2]!, w[0]!, w[1]!, w[2]!, norm, lambda);
-        }
-        expect(bytesOf(out[1]!, 4 * n + 64).equals(bytesOf(out[0]!, 4 * n + 64)), `tiesMap3Bf16 n=${n} ${JSON.stringify(p)}`).toBe(true);
-        compared += 3 * n;
+        // one loop run by both backends into outputs that start alike (NaN), compared past n too
+        const same = (name: string, run: (k: SimdKernels, o: number) => void): void => {
+          out.forEach((a) => a.fill(NaN));
+          run(wasm, out[0]!.byteOffset);
+          run(native, out[1]!.byteOffset);
+          expect(bytesOf(out[1]!, 4 * n + 64).equals(bytesOf(out[0]!, 4 * n + 64)), `${name} ${form.label} n=${n} ${JSON.stringify(p)}`).toBe(true);
+          compared += n;
+        };
+        same('tiesMap1', (k, o) => (form.bf16 ? k.tiesMap1Bf16 : k.tiesMap1)(at[0]!, at[1]!, o, n, f[0]!, l[0]!, g[0]!, w[0]!, norm, lambda));
+        same('tiesMap2', (k, o) => (form.bf16 ? k.tiesMap2Bf16 : k.tiesMap2)(at[0]!, at[1]!, at[2]!, o, n, f[0]!, f[1]!, l[0]!, l[1]!, g[0]!, g[1]!, w[0]!, w[1]!, norm, lambda));
+        same('tiesMap3', (k, o) => (form.bf16 ? k.tiesMap3Bf16 : k.tiesMap3)(
+          at[0]!, at[1]!, at[2]!, at[3]!, o, n, f[0]!, f[1]!, f[2]!, l[0]!, l[1]!, l[2]!, g[0]!, g[1]!, g[2]!, w[0]!, w[1]!, w[2]!, norm, lambda,
+        ));
       }
     }
-    expect(compared).toBeGreaterThan(100_000);
+    expect(compared).toBeGreaterThan(200_000);
     // the comparison can fail: another λ on one side gives other bits
     const raws = bf16Inputs(2, 1000, 1);
     const at = raws.map((b) => b.byteOffset);
