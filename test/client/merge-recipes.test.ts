@@ -216,6 +216,22 @@ describe('random methods are deterministic', () => {
   });
 });
 
+describe('the native loops change no byte', () => {
+  // the AVX-512 loops (worker/native) where this CPU has them, against WEIGHTSPACE_NATIVE=0,
+  // through the binary: TIES (a dense and a rank-4 fine-tune), DARE-TIES, breadcrumbs-TIES
+  it('ties, dare_ties and breadcrumbs_ties give the same bytes with and without them', () => {
+    for (const f of ['ties.yaml', 'dare_ties.yaml', 'breadcrumbs_ties.yaml']) {
+      const outs = ['1', '0'].map((native) => {
+        const out = join(work, 'out', `${basename(f, '.yaml')}-native${native}-${Math.random().toString(36).slice(2, 8)}`);
+        const r = cli(['merge', join(EXAMPLES, f), '--out', out, '--threads', '2', '--no-progress'], work, { WEIGHTSPACE_NATIVE: native });
+        expect(r.code, r.stderr).toBe(0);
+        return out;
+      });
+      expect(sha(outs[0]!), f).toBe(sha(outs[1]!));
+    }
+  });
+});
+
 describe('bad recipes through the binary: exit 3, the valid names, nothing written', () => {
   const run = (yaml: string): { code: number; stderr: string; out: string } => {
     const file = join(work, `bad-${Math.random().toString(36).slice(2, 8)}.yaml`);

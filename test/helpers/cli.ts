@@ -10,7 +10,8 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-export function cli(args: readonly string[], cwd?: string): CliRun {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+/** env: variables set for this run (WEIGHTSPACE_NATIVE=0, say), over the test process's own. */
+export function cli(args: readonly string[], cwd?: string, env: Readonly<Record<string, string>> = {}): CliRun {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NATIVE_LOOPS, nativeUnavailable, setNativeEnabled, simdBytes, simdFloats, simdFor, simdWords, type SimdKernels } from '../../../worker/simd/simd-module.js';
 import { rng } from '../kernels/merge-harness.js';
@@ -180,6 +182,13 @@ describe('native kernels', () => {
       native.encodeBf16(src.byteOffset, dst[1]!.byteOffset, n);
       expect(bytesOf(dst[1]!, 2 * n + 32).equals(bytesOf(dst[0]!, 2 * n + 32)), `n=${n}`).toBe(true);
     }
+  });
+
+  it('a machine that cannot build them gets a warning, not a failed install', () => {
+    const script = fileURLToPath(new URL('../../../worker/native/build-native.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/native kernels were not built \(.*ENOENT.*\); the WebAssembly loops will run instead/);
   });
 
   it.runIf(cpuHasAvx512())('refuse arrays outside the memory and counts that are not element counts, touching nothing', () => {
