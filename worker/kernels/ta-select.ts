@@ -426,9 +426,9 @@ export function selectReduceDeltas(
         seen!.misses++;
         seen!.trusted = false;
       }
-      // the window loops read the decoded block; a histogram alone reads BF16 as it is
-      const windowsToo = seen ? !spread(seen) : w !== undefined;
-      const raw = windowsToo ? undefined : bf16?.raw;
+      // the histogram and window loops read BF16 as it is where the pass gets it raw (widened as
+      // loaded: the decoded values, so the same counts)
+      const raw = bf16?.raw;
       if (!raw) bf16?.decode();
       const at = (i: number): number => (raw ? raw[i]! : inputs[i]!).byteOffset;
       if (sources === 2 && live[0] && live[1]) (raw ? k.histDeltas2Bf16 : k.histDeltas2)(at(0), at(1), at(2), n, h);
@@ -437,13 +437,13 @@ export function selectReduceDeltas(
       if (seen) {
         if (!spread(seen)) {
           const before = recentWindows.get(w!.tensor);
-          const los = collectWindows(k, cuts, state, inputs, n, w!);
+          const los = collectWindows(k, cuts, state, raw ?? inputs, raw !== undefined, n, w!);
           // a block whose own windows sit where the block before put its own (its cut in their
           // middle three buckets) lets the next blocks lump; one whose windows moved is a miss
           if (before && nearWindows(before, los)) seen.trusted = true;
           else if (before && !fused) seen.misses++;
         } else SELECT_STATS.spreadBlocks++;
-      } else if (w) collectPass1Windows(k, cuts, state, inputs, n, w);
+      } else if (w) collectPass1Windows(k, cuts, state, raw ?? inputs, raw !== undefined, n, w);
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -641,7 +641,9 @@ function fusedWindows(cuts: readonly Cut[], state: SelectState, tensor: string):
  * pass 1 is skipped; if not (or they overflow their room), pass 1 runs as without them. Either
  * way the cut is exact, whatever windows the blocks chose.
  */
-function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): Map<number, number> {
+function collectWindows(
+  k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly ArrayBufferView[], bf16: boolean, n: number, w: WindowBlock,
+): Map<number, number> {
   const los = rememberWindows(k, cuts, state, n, w);
   const live = [...los.keys()];
   const base = inputs[0]!.byteOffset;
@@ -649,22 +651,28 @@ function collectWindows(k: SimdKernels, cuts: readonly Cut[], state: SelectState
   // the window loops also count the keys above each window: not needed here, they land in simdAbove
   if (live.length === 2) {
     const [c0, c1] = live as [number, number];
-    k.windowAbove2(base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
-  } else for (const c of live) k.windowAbove1(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
+    (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(
+      base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
+    );
+  } else for (const c of live) (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
   return los;
 }
 
 /** Pass 1's windows: the same for every block of the tensor (SelectState.win), for the cuts that pass 0's windows missed. */
-function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): void {
+function collectPass1Windows(
+  k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly ArrayBufferView[], bf16: boolean, n: number, w: WindowBlock,
+): void {
   const live: number[] = [];
   for (let c = 0; c < cuts.length; c++) if (histogramLive(1, state, c) && state.win[c]! >= 0) live.push(c);
   const base = inputs[0]!.byteOffset;
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
   if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
     const [c0, c1] = live as [number, number];
-    k.windowAbove2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
-  } else for (const c of live) k.windowAbove1(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
+    (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(
+      base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
+    );
+  } else for (const c of live) (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   const offs = windowOffsets(cuts, inputs.length - 1, w.numel);
   for (const c of live) appendWindowRecord(offs[c]!, w.numel, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH));
 }

@@ -1,5 +1,5 @@
-// Native AVX-512 loops for TIES' two hottest passes (the window pass and the fused map, over f32
-// or raw BF16 inputs) and for the BF16 encode, loaded beside the WebAssembly module when the CPU
+// Native AVX-512 loops for TIES' selection and merge passes (the window pass, the candidate pass,
+// the fused map; over f32 or raw BF16 inputs) and for the BF16 encode, loaded beside the WebAssembly module when the CPU
 // has AVX-512 (F, BW, VL, DQ). They work on the WebAssembly module's own memory (setMemory), take the
 // same arguments as the AssemblyScript exports they stand for (byte offsets, element counts) and
 // give the same bits: every lane runs the same IEEE f32 operations in the same order, compiled
@@ -181,6 +181,35 @@ AVX512 static inline void ties_map(
       r = add(b, _mm512_mul_ps(lam, s));
     }
     _mm512_mask_storeu_ps(out + j, live, r);
+  }
+}
+
+/**
+ * lowDeltas / lowDeltas2 (M models; f32 or BF16): for the δᵢ whose high key bits equal tᵢ, adds 1
+ * to loᵢ[key & 0x7fff]. The hits are compressed into a list without a branch, as in the window
+ * pass, then counted.
+ */
+AVX512 static inline void low_deltas(int M, int bf16, const void* base, const void* const* x, int n, const uint32_t* t, uint32_t* const* lo) {
+  const __m512i keymask = _mm512_set1_epi32((int)KEY_MASK);
+  const __m512i low = _mm512_set1_epi32((int)LO_MASK);
+  __m512i tv[2];
+  uint32_t hits[2][HIT_CHUNK + 16];
+  for (int i = 0; i < M; i++) tv[i] = _mm512_set1_epi32((int)t[i]);
+  for (int start = 0; start < n; start += HIT_CHUNK) {
+    int end = start + HIT_CHUNK < n ? start + HIT_CHUNK : n;
+    uint32_t nh[2] = {0, 0};
+    for (int j = start; j < end; j += 16) {
+      __mmask16 live = tail_mask(end - j);
+      __m512 b = ld(base, j, live, bf16);
+      for (int i = 0; i < M; i++) {
+        __m512i k = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(ld(x[i], j, live, bf16), b)), keymask);
+        __mmask16 hit = _mm512_mask_cmpeq_epi32_mask(live, _mm512_srli_epi32(k, HI_SHIFT), tv[i]);
+        _mm512_storeu_si512(hits[i] + nh[i], _mm512_maskz_compress_epi32(hit, _mm512_and_si512(k, low)));
+        nh[i] += (uint32_t)__builtin_popcount(hit);
+      }
+    }
+    for (int i = 0; i < M; i++)
+      for (uint32_t h = 0; h < nh[i]; h++) lo[i][hits[i][h]]++;
   }
 }
 
@@ -405,6 +434,33 @@ static napi_value ties_map1_bf16(napi_env env, napi_callback_info info) { return
 static napi_value ties_map2_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 2, 1); }
 static napi_value ties_map3_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 3, 1); }
 
+/** lowDeltas[2][Bf16](base, x₀[, x₁], n, t₀[, t₁], lo₀[, lo₁]): M models, each lo of 2¹⁵ counters. */
+static napi_value low_binding(napi_env env, napi_callback_info info, int M, int bf16) {
+  Args a;
+  if (!args_init(&a, env, info, (size_t)(3 * M + 2))) return NULL;
+  double es = bf16 ? 2.0 : 4.0;
+  size_t p = (size_t)M + 1;
+  int n = count(&a, p);
+  uint32_t t[2] = {0, 0};
+  for (int i = 0; i < M; i++) t[i] = (uint32_t)num(&a, p + 1 + i);
+  const void* base = at(&a, 0, es * n);
+  const void* x[2] = {NULL, NULL};
+  uint32_t* lo[2] = {NULL, NULL};
+  for (int i = 0; i < M; i++) {
+    x[i] = at(&a, (size_t)(1 + i), es * n);
+    lo[i] = at(&a, p + 1 + M + i, 4.0 * 32768);
+  }
+  if (a.failed) return NULL;
+  if (M == 1) bf16 ? low_deltas(1, 1, base, x, n, t, lo) : low_deltas(1, 0, base, x, n, t, lo);
+  else bf16 ? low_deltas(2, 1, base, x, n, t, lo) : low_deltas(2, 0, base, x, n, t, lo);
+  return undefined_value(env);
+}
+
+static napi_value low_deltas1(napi_env env, napi_callback_info info) { return low_binding(env, info, 1, 0); }
+static napi_value low_deltas2(napi_env env, napi_callback_info info) { return low_binding(env, info, 2, 0); }
+static napi_value low_deltas1_bf16(napi_env env, napi_callback_info info) { return low_binding(env, info, 1, 1); }
+static napi_value low_deltas2_bf16(napi_env env, napi_callback_info info) { return low_binding(env, info, 2, 1); }
+
 // encodeBf16(src, dst, n)
 static napi_value encode_bf16_binding(napi_env env, napi_callback_info info) {
   Args a;
@@ -445,6 +501,10 @@ NAPI_MODULE_INIT() {
     export_fn(env, exports, "tiesMap2Bf16", ties_map2_bf16);
     export_fn(env, exports, "tiesMap3Bf16", ties_map3_bf16);
     export_fn(env, exports, "encodeBf16", encode_bf16_binding);
+    export_fn(env, exports, "lowDeltas", low_deltas1);
+    export_fn(env, exports, "lowDeltas2", low_deltas2);
+    export_fn(env, exports, "lowDeltasBf16", low_deltas1_bf16);
+    export_fn(env, exports, "lowDeltas2Bf16", low_deltas2_bf16);
   }
 #endif
   return exports;

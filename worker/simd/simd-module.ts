@@ -12,7 +12,7 @@
  * loop, which is also the reference the tests compare the WebAssembly one with.
  *
  * Where the CPU has AVX-512, a native addon (worker/native/kernels.c, built by `npm run build`)
- * replaces the few loops that dominate TIES (the window pass and the fused map, over f32 or raw
+ * replaces the loops that dominate TIES (its selection passes and fused map, over f32 or raw
  * BF16 blocks, and the BF16 encode) with 16-lane ones over the same memory, giving the same bits. Without the
  * addon, on another CPU, or with WEIGHTSPACE_NATIVE=0, every loop runs in WebAssembly.
  */
@@ -108,6 +108,7 @@ export function nativePath(): string {
 /** The loops the addon can replace (it exports those its CPU runs). */
 export const NATIVE_LOOPS = [
   'windowAbove1', 'windowAbove2', 'windowAbove1Bf16', 'windowAbove2Bf16',
+  'lowDeltas', 'lowDeltas2', 'lowDeltasBf16', 'lowDeltas2Bf16',
   'tiesMap1', 'tiesMap2', 'tiesMap3', 'tiesMap1Bf16', 'tiesMap2Bf16', 'tiesMap3Bf16', 'encodeBf16',
 ] as const;
 

@@ -79,7 +79,9 @@ describe('native kernels', () => {
     const mixed = simdFor(f)!;
     for (const name of NATIVE_LOOPS) expect(mixed[name] !== wasm[name]).toBe(on);
     expect(mixed.takeTouched).toBe(wasm.takeTouched);
+    expect(mixed.localBucket).toBe(wasm.localBucket);
     expect(mixed.histDeltas2Bf16).toBe(wasm.histDeltas2Bf16);
+    expect(mixed.linear4Bf16).toBe(wasm.linear4Bf16);
   });
 
   it.runIf(cpuHasAvx512())('windowAbove1 and windowAbove2, f32 and BF16: the counters, their order and the counts above, as the wasm loops', () => {
@@ -129,6 +131,39 @@ describe('native kernels', () => {
       }
     }
     expect(windows).toBeGreaterThan(4000);
+  });
+
+  it.runIf(cpuHasAvx512())('lowDeltas and lowDeltas2, f32 and BF16: the counters of the wasm loops', () => {
+    const hist = simdWords(2 << 16);
+    const lows = [simdWords(2 << 15), simdWords(2 << 15)];
+    const { wasm, native } = both(hist, ...lows);
+    let counted = 0;
+    for (const [n, form] of LENGTHS.flatMap((n) => FORMS.map((form) => [n, form] as const))) {
+      const at = form.inputs(bf16Inputs(2, n, 300 + n, true), n, n).map((b) => b.byteOffset);
+      // each model's busiest bucket (the most candidates), from the histogram loop (WebAssembly on both)
+      hist.fill(0);
+      (form.bf16 ? wasm.histDeltas2Bf16 : wasm.histDeltas2)(at[0]!, at[1]!, at[2]!, n, hist.byteOffset);
+      const busiest = (from: number): number => {
+        let best = from;
+        for (let b = from; b < from + (1 << 16); b++) if (hist[b]! > hist[best]!) best = b;
+        return best - from;
+      };
+      // and bucket 0, where the masked lanes of a tail would land if they counted
+      for (const [t0, t1] of [[busiest(0), busiest(1 << 16)], [0, 0]] as const) {
+        // counters filled with a pattern first: the loops add to what is there
+        const low = (k: SimdKernels, i: number): void => {
+          lows[i]!.fill(1);
+          const [l0, l1] = [lows[i]!.byteOffset, lows[i]!.byteOffset + (4 << 15)];
+          (form.bf16 ? k.lowDeltas2Bf16 : k.lowDeltas2)(at[0]!, at[1]!, at[2]!, n, t0, t1, l0, l1);
+          (form.bf16 ? k.lowDeltasBf16 : k.lowDeltas)(at[0]!, at[1]!, n, t0, l1);
+        };
+        low(wasm, 0);
+        low(native, 1);
+        expect(bytesOf(lows[1]!, 8 << 15).equals(bytesOf(lows[0]!, 8 << 15)), `low ${form.label} n=${n} t=${t0},${t1}`).toBe(true);
+        counted += lows[0]!.reduce((a, c) => a + c, 0) - (2 << 15);
+      }
+    }
+    expect(counted).toBeGreaterThan(4000);
   });
 
   it.runIf(cpuHasAvx512())('tiesMap1, tiesMap2 and tiesMap3, f32 and BF16: the bits of the wasm loops, plain and general, NaN and ±Inf included', () => {
