@@ -21,6 +21,9 @@
 #define HAVE_X86 1
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,popcnt")))
+// the loops' helpers and bodies are inlined into dispatchers that fix their flags (model count,
+// input type, form), so that each combination compiles to a loop of its own
+#define INLINE static inline __attribute__((always_inline))
 #else
 #define HAVE_X86 0
 #endif
@@ -39,7 +42,7 @@ typedef struct {
 // The loops
 
 /** A window counter's bump that lists the counter when it leaves 0 (as the wasm bumpT). */
-static inline void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
+INLINE void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
   uint32_t v = counts[b];
   counts[b] = v + 1;
   if (v == 0) {
@@ -55,7 +58,7 @@ static inline void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
  * 16 inputs from element j: f32 values, or (bf16) BF16 words widened to f32 (the value is the high
  * half). Lanes outside `m` read as +0.
  */
-AVX512 static inline __m512 ld(const void* p, int j, __mmask16 m, int bf16) {
+AVX512 INLINE __m512 ld(const void* p, int j, __mmask16 m, int bf16) {
   if (!bf16) return _mm512_maskz_loadu_ps(m, (const float*)p + j);
   __m256i w = _mm256_maskz_loadu_epi16(m, (const uint16_t*)p + j);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(w), 16));
@@ -66,13 +69,13 @@ AVX512 static inline __m512 ld(const void* p, int j, __mmask16 m, int bf16) {
  * V8 emits wasm's f32x4.add). The compiler may swap the operands of _mm512_add_ps, since addition
  * commutes but for NaN payloads; the asm keeps them in place.
  */
-AVX512 static inline __m512 add(__m512 a, __m512 b) {
+AVX512 INLINE __m512 add(__m512 a, __m512 b) {
   __m512 r;
   __asm__("vaddps %2, %1, %0" : "=v"(r) : "v"(a), "v"(b));
   return r;
 }
 
-AVX512 static inline __mmask16 tail_mask(int left) {
+AVX512 INLINE __mmask16 tail_mask(int left) {
   return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
@@ -80,21 +83,27 @@ AVX512 static inline __mmask16 tail_mask(int left) {
 #define HIT_CHUNK 1024
 
 /**
- * windowAbove1 / windowAbove2 (M models, 1 or 2; f32 or BF16 inputs): for δᵢ = xᵢ − base whose high key bits h
- * fall in [loᵢ, loᵢ + width), adds 1 to countsᵢ[(h − loᵢ)·2¹⁵ + (key & 0x7fff)] in element order,
- * and counts the keys above the window (h ≥ loᵢ + width). The wasm loops also bump a spare counter
- * for the misses of a group that hits; takeTouched drops it, so the pairs it returns are the same.
+ * The passes that pick keys out of the deltas δᵢ = xᵢ − base (M models, 1 or 2; f32 or BF16
+ * inputs), their hits compressed into a list 16 lanes at a time without a branch, then counted in
+ * element order:
+ * - window (windowAbove1 / windowAbove2): keys whose high bits h fall in [selᵢ, selᵢ + width) add
+ *   1 to countsᵢ[(h − selᵢ)·2¹⁵ + (key & 0x7fff)], listed when they leave 0 (bump_t), and the keys
+ *   above the window (h ≥ selᵢ + width) are counted into aboveᵢ. The wasm loops also bump a spare
+ *   counter for the misses of a group that hits; takeTouched drops it, so the pairs it returns
+ *   are the same.
+ * - candidates (lowDeltas / lowDeltas2): keys whose high bits equal selᵢ add 1 to
+ *   countsᵢ[key & 0x7fff].
  */
-AVX512 static inline void window_above(
-    int M, int bf16, const void* base, const void* const* x, int n, const uint32_t* lo, uint32_t width,
+AVX512 INLINE void scan_hits(
+    int M, int bf16, int window, const void* base, const void* const* x, int n, const uint32_t* sel, uint32_t width,
     uint32_t* const* counts, uint32_t* const* list, uint32_t* above) {
   const __m512i keymask = _mm512_set1_epi32((int)KEY_MASK);
   const __m512i low = _mm512_set1_epi32((int)LO_MASK);
   const __m512i wv = _mm512_set1_epi32((int)width);
-  __m512i lov[2];
+  __m512i sv[2];
   uint32_t hits[2][HIT_CHUNK + 16];
   uint32_t up[2] = {0, 0};
-  for (int i = 0; i < M; i++) lov[i] = _mm512_set1_epi32((int)lo[i]);
+  for (int i = 0; i < M; i++) sv[i] = _mm512_set1_epi32((int)sel[i]);
   for (int start = 0; start < n; start += HIT_CHUNK) {
     int end = start + HIT_CHUNK < n ? start + HIT_CHUNK : n;
     uint32_t nh[2] = {0, 0};
@@ -103,26 +112,48 @@ AVX512 static inline void window_above(
       __m512 b = ld(base, j, live, bf16);
       for (int i = 0; i < M; i++) {
         __m512i k = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(ld(x[i], j, live, bf16), b)), keymask);
-        __m512i rel = _mm512_sub_epi32(_mm512_srli_epi32(k, HI_SHIFT), lov[i]);
-        up[i] += (uint32_t)__builtin_popcount(_mm512_mask_cmpge_epi32_mask(live, rel, wv));
-        __mmask16 hit = _mm512_mask_cmplt_epu32_mask(live, rel, wv);
-        __m512i idx = _mm512_or_si512(_mm512_slli_epi32(rel, HI_SHIFT), _mm512_and_si512(k, low));
+        __mmask16 hit;
+        __m512i idx;
+        if (window) {
+          __m512i rel = _mm512_sub_epi32(_mm512_srli_epi32(k, HI_SHIFT), sv[i]);
+          up[i] += (uint32_t)__builtin_popcount(_mm512_mask_cmpge_epi32_mask(live, rel, wv));
+          hit = _mm512_mask_cmplt_epu32_mask(live, rel, wv);
+          idx = _mm512_or_si512(_mm512_slli_epi32(rel, HI_SHIFT), _mm512_and_si512(k, low));
+        } else {
+          hit = _mm512_mask_cmpeq_epi32_mask(live, _mm512_srli_epi32(k, HI_SHIFT), sv[i]);
+          idx = _mm512_and_si512(k, low);
+        }
         _mm512_storeu_si512(hits[i] + nh[i], _mm512_maskz_compress_epi32(hit, idx));
         nh[i] += (uint32_t)__builtin_popcount(hit);
       }
     }
-    for (int i = 0; i < M; i++)
-      for (uint32_t h = 0; h < nh[i]; h++) bump_t(counts[i], hits[i][h], list[i]);
+    for (int i = 0; i < M; i++) {
+      if (window) for (uint32_t h = 0; h < nh[i]; h++) bump_t(counts[i], hits[i][h], list[i]);
+      else for (uint32_t h = 0; h < nh[i]; h++) counts[i][hits[i][h]]++;
+    }
   }
-  for (int i = 0; i < M; i++) above[i] = up[i];
+  if (window) for (int i = 0; i < M; i++) above[i] = up[i];
 }
 
-AVX512 static inline __m512 ones_where(__mmask16 m) {
+/** scan_hits with M, the input type and the pass as constants: each combination compiles to its own loop. */
+AVX512 static void scan(
+    int M, int bf16, int window, const void* base, const void* const* x, int n, const uint32_t* sel, uint32_t width,
+    uint32_t* const* counts, uint32_t* const* list, uint32_t* above) {
+#define SCAN(m, b, w) scan_hits(m, b, w, base, x, n, sel, width, counts, list, above)
+  if (window) {
+    if (M == 1) bf16 ? SCAN(1, 1, 1) : SCAN(1, 0, 1);
+    else bf16 ? SCAN(2, 1, 1) : SCAN(2, 0, 1);
+  } else if (M == 1) bf16 ? SCAN(1, 1, 0) : SCAN(1, 0, 0);
+  else bf16 ? SCAN(2, 1, 0) : SCAN(2, 0, 0);
+#undef SCAN
+}
+
+AVX512 INLINE __m512 ones_where(__mmask16 m) {
   return _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0f));
 }
 
 /** kᵢ as 0.0 / 1.0: p ? vᵢ > 0 : vᵢ < 0 (as the wasm agree). */
-AVX512 static inline __m512 agree(__m512 v, __mmask16 p) {
+AVX512 INLINE __m512 agree(__m512 v, __mmask16 p) {
   const __m512 zero = _mm512_setzero_ps();
   __mmask16 gt = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ);
   __mmask16 lt = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
@@ -134,7 +165,7 @@ AVX512 static inline __m512 agree(__m512 v, __mmask16 p) {
  * for lane. One model runs as two with a second that is +0 everywhere and weight 0, as there.
  * plain: f = 1, g = 1, λ = 1 and normalised, where those operations drop out exactly.
  */
-AVX512 static inline void ties_map(
+AVX512 INLINE void ties_map(
     int M, int plain, int bf16, const void* base, const void* const* x, float* out, int n,
     const float* f, const float* l, const int* g, const float* w, int norm, float lambda) {
   const __m512 zero = _mm512_setzero_ps();
@@ -184,33 +215,19 @@ AVX512 static inline void ties_map(
   }
 }
 
-/**
- * lowDeltas / lowDeltas2 (M models; f32 or BF16): for the δᵢ whose high key bits equal tᵢ, adds 1
- * to loᵢ[key & 0x7fff]. The hits are compressed into a list without a branch, as in the window
- * pass, then counted.
- */
-AVX512 static inline void low_deltas(int M, int bf16, const void* base, const void* const* x, int n, const uint32_t* t, uint32_t* const* lo) {
-  const __m512i keymask = _mm512_set1_epi32((int)KEY_MASK);
-  const __m512i low = _mm512_set1_epi32((int)LO_MASK);
-  __m512i tv[2];
-  uint32_t hits[2][HIT_CHUNK + 16];
-  for (int i = 0; i < M; i++) tv[i] = _mm512_set1_epi32((int)t[i]);
-  for (int start = 0; start < n; start += HIT_CHUNK) {
-    int end = start + HIT_CHUNK < n ? start + HIT_CHUNK : n;
-    uint32_t nh[2] = {0, 0};
-    for (int j = start; j < end; j += 16) {
-      __mmask16 live = tail_mask(end - j);
-      __m512 b = ld(base, j, live, bf16);
-      for (int i = 0; i < M; i++) {
-        __m512i k = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(ld(x[i], j, live, bf16), b)), keymask);
-        __mmask16 hit = _mm512_mask_cmpeq_epi32_mask(live, _mm512_srli_epi32(k, HI_SHIFT), tv[i]);
-        _mm512_storeu_si512(hits[i] + nh[i], _mm512_maskz_compress_epi32(hit, _mm512_and_si512(k, low)));
-        nh[i] += (uint32_t)__builtin_popcount(hit);
-      }
-    }
-    for (int i = 0; i < M; i++)
-      for (uint32_t h = 0; h < nh[i]; h++) lo[i][hits[i][h]]++;
-  }
+/** ties_map with M, the form and the input type as constants. */
+AVX512 static void ties(
+    int M, int plain, int bf16, const void* base, const void* const* x, float* out, int n,
+    const float* f, const float* l, const int* g, const float* w, int norm, float lambda) {
+#define TIES(m, pl, b) ties_map(m, pl, b, base, x, out, n, f, l, g, w, norm, lambda)
+  if (!bf16) {
+    if (M == 1) TIES(1, 0, 0);
+    else if (M == 2) TIES(2, 0, 0);
+    else TIES(3, 0, 0);
+  } else if (M == 1) plain ? TIES(1, 1, 1) : TIES(1, 0, 1);
+  else if (M == 2) plain ? TIES(2, 1, 1) : TIES(2, 0, 1);
+  else plain ? TIES(3, 1, 1) : TIES(3, 0, 1);
+#undef TIES
 }
 
 /** f32 → BF16, round to nearest even; NaN stays NaN with the quiet bit set (as the wasm encodeBf16). */
@@ -347,45 +364,54 @@ static napi_value set_memory(napi_env env, napi_callback_info info) {
 #if HAVE_X86
 
 /**
- * windowAbove{1,2}[Bf16](base, x₀[, x₁], n, lo₀[, lo₁], width, counts₀[, counts₁], list₀[, list₁], above):
- * M models, inputs of `size` bytes an element.
+ * The scan_hits bindings, M models, BF16 or f32 inputs:
+ * - windowAbove{1,2}[Bf16](base, x₀[, x₁], n, lo₀[, lo₁], width, counts₀[, counts₁], list₀[, list₁], above)
+ * - lowDeltas[2][Bf16](base, x₀[, x₁], n, t₀[, t₁], lo₀[, lo₁]), each lo of 2¹⁵ counters
  */
-static napi_value window_binding(napi_env env, napi_callback_info info, int M, int bf16) {
+static napi_value scan_binding(napi_env env, napi_callback_info info, int M, int bf16, int window) {
   Args a;
-  if (!args_init(&a, env, info, (size_t)(4 * M + 4))) return NULL;
+  if (!args_init(&a, env, info, (size_t)(window ? 4 * M + 4 : 3 * M + 2))) return NULL;
   double es = bf16 ? 2.0 : 4.0;
   size_t p = (size_t)M + 1;
   int n = count(&a, p);
-  uint32_t lo[2] = {0, 0};
-  for (int i = 0; i < M; i++) lo[i] = (uint32_t)num(&a, p + 1 + i);
-  uint32_t width = (uint32_t)num(&a, p + 1 + M);
-  if (!a.failed && !(width >= 1 && width <= 64)) {
-    napi_throw_range_error(env, "ERR_WEIGHTSPACE_NATIVE", "native kernels: a window width is not in 1..64");
-    return NULL;
+  uint32_t sel[2] = {0, 0};
+  for (int i = 0; i < M; i++) sel[i] = (uint32_t)num(&a, p + 1 + i);
+  size_t q = p + 1 + (size_t)M;
+  uint32_t width = 0;
+  if (window) {
+    width = (uint32_t)num(&a, q++);
+    if (!a.failed && !(width >= 1 && width <= 64)) {
+      napi_throw_range_error(env, "ERR_WEIGHTSPACE_NATIVE", "native kernels: a window width is not in 1..64");
+      return NULL;
+    }
   }
-  // the counters (and the spare one), and the list: its length and up to one entry per counter
-  double span = 4.0 * ((double)(width << HI_SHIFT) + 1);
+  // a window's counters (and the spare one) and its list (its length and up to one entry per
+  // counter); the candidates' 2¹⁵ counters
+  double span = window ? 4.0 * ((double)(width << HI_SHIFT) + 1) : 4.0 * 32768;
   const void* base = at(&a, 0, es * n);
   const void* x[2] = {NULL, NULL};
   uint32_t* counts[2] = {NULL, NULL};
   uint32_t* list[2] = {NULL, NULL};
+  uint32_t* above = NULL;
   for (int i = 0; i < M; i++) {
     x[i] = at(&a, (size_t)(1 + i), es * n);
-    counts[i] = at(&a, p + 2 + M + i, span);
-    list[i] = at(&a, p + 2 + 2 * M + i, span + 4);
+    counts[i] = at(&a, q + i, span);
+    if (window) list[i] = at(&a, q + M + i, span + 4);
   }
-  uint32_t* above = at(&a, p + 2 + 3 * M, 4.0 * M);
+  if (window) above = at(&a, q + 2 * M, 4.0 * M);
   if (a.failed) return NULL;
-  // constant M and input type per call, so that each combination compiles to its own loop
-  if (M == 1) bf16 ? window_above(1, 1, base, x, n, lo, width, counts, list, above) : window_above(1, 0, base, x, n, lo, width, counts, list, above);
-  else bf16 ? window_above(2, 1, base, x, n, lo, width, counts, list, above) : window_above(2, 0, base, x, n, lo, width, counts, list, above);
+  scan(M, bf16, window, base, x, n, sel, width, counts, list, above);
   return undefined_value(env);
 }
 
-static napi_value window_above1(napi_env env, napi_callback_info info) { return window_binding(env, info, 1, 0); }
-static napi_value window_above2(napi_env env, napi_callback_info info) { return window_binding(env, info, 2, 0); }
-static napi_value window_above1_bf16(napi_env env, napi_callback_info info) { return window_binding(env, info, 1, 1); }
-static napi_value window_above2_bf16(napi_env env, napi_callback_info info) { return window_binding(env, info, 2, 1); }
+static napi_value window_above1(napi_env env, napi_callback_info info) { return scan_binding(env, info, 1, 0, 1); }
+static napi_value window_above2(napi_env env, napi_callback_info info) { return scan_binding(env, info, 2, 0, 1); }
+static napi_value window_above1_bf16(napi_env env, napi_callback_info info) { return scan_binding(env, info, 1, 1, 1); }
+static napi_value window_above2_bf16(napi_env env, napi_callback_info info) { return scan_binding(env, info, 2, 1, 1); }
+static napi_value low_deltas1(napi_env env, napi_callback_info info) { return scan_binding(env, info, 1, 0, 0); }
+static napi_value low_deltas2(napi_env env, napi_callback_info info) { return scan_binding(env, info, 2, 0, 0); }
+static napi_value low_deltas1_bf16(napi_env env, napi_callback_info info) { return scan_binding(env, info, 1, 1, 0); }
+static napi_value low_deltas2_bf16(napi_env env, napi_callback_info info) { return scan_binding(env, info, 2, 1, 0); }
 
 static int plain_ties(float f, int g, int norm, float lambda) {
   return f == 1.0f && g != 0 && norm != 0 && lambda == 1.0f;
@@ -415,15 +441,7 @@ static napi_value ties_binding(napi_env env, napi_callback_info info, int M, int
   // the general form, and so do these, to stay their lane-for-lane copy
   int plain = bf16;
   for (int i = 0; i < M; i++) plain = plain && plain_ties(f[i], g[i], norm, lambda);
-#define TIES(m, pl, b) ties_map(m, pl, b, base, x, out, n, f, l, g, w, norm, lambda)
-  if (!bf16) {
-    if (M == 1) TIES(1, 0, 0);
-    else if (M == 2) TIES(2, 0, 0);
-    else TIES(3, 0, 0);
-  } else if (M == 1) plain ? TIES(1, 1, 1) : TIES(1, 0, 1);
-  else if (M == 2) plain ? TIES(2, 1, 1) : TIES(2, 0, 1);
-  else plain ? TIES(3, 1, 1) : TIES(3, 0, 1);
-#undef TIES
+  ties(M, plain, bf16, base, x, out, n, f, l, g, w, norm, lambda);
   return undefined_value(env);
 }
 
@@ -433,33 +451,6 @@ static napi_value ties_map3(napi_env env, napi_callback_info info) { return ties
 static napi_value ties_map1_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 1, 1); }
 static napi_value ties_map2_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 2, 1); }
 static napi_value ties_map3_bf16(napi_env env, napi_callback_info info) { return ties_binding(env, info, 3, 1); }
-
-/** lowDeltas[2][Bf16](base, x₀[, x₁], n, t₀[, t₁], lo₀[, lo₁]): M models, each lo of 2¹⁵ counters. */
-static napi_value low_binding(napi_env env, napi_callback_info info, int M, int bf16) {
-  Args a;
-  if (!args_init(&a, env, info, (size_t)(3 * M + 2))) return NULL;
-  double es = bf16 ? 2.0 : 4.0;
-  size_t p = (size_t)M + 1;
-  int n = count(&a, p);
-  uint32_t t[2] = {0, 0};
-  for (int i = 0; i < M; i++) t[i] = (uint32_t)num(&a, p + 1 + i);
-  const void* base = at(&a, 0, es * n);
-  const void* x[2] = {NULL, NULL};
-  uint32_t* lo[2] = {NULL, NULL};
-  for (int i = 0; i < M; i++) {
-    x[i] = at(&a, (size_t)(1 + i), es * n);
-    lo[i] = at(&a, p + 1 + M + i, 4.0 * 32768);
-  }
-  if (a.failed) return NULL;
-  if (M == 1) bf16 ? low_deltas(1, 1, base, x, n, t, lo) : low_deltas(1, 0, base, x, n, t, lo);
-  else bf16 ? low_deltas(2, 1, base, x, n, t, lo) : low_deltas(2, 0, base, x, n, t, lo);
-  return undefined_value(env);
-}
-
-static napi_value low_deltas1(napi_env env, napi_callback_info info) { return low_binding(env, info, 1, 0); }
-static napi_value low_deltas2(napi_env env, napi_callback_info info) { return low_binding(env, info, 2, 0); }
-static napi_value low_deltas1_bf16(napi_env env, napi_callback_info info) { return low_binding(env, info, 1, 1); }
-static napi_value low_deltas2_bf16(napi_env env, napi_callback_info info) { return low_binding(env, info, 2, 1); }
 
 // encodeBf16(src, dst, n)
 static napi_value encode_bf16_binding(napi_env env, napi_callback_info info) {
