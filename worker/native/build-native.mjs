@@ -12,7 +12,12 @@ const built = join(here, 'build', 'Release', 'weightspace_kernels.node');
 const target = join(here, '..', 'simd', 'build', 'weightspace_kernels.node');
 // an earlier configure is reused (make rebuilds what changed); a first build configures
 const verb = existsSync(join(here, 'build', 'Makefile')) ? 'build' : 'rebuild';
-const run = spawnSync('node-gyp', [verb, '--directory', here, '--loglevel', 'warn'], { stdio: 'inherit', shell: process.platform === 'win32' });
+const args = [verb, '--directory', here, '--loglevel', 'warn'];
+// the running Node's own headers where it ships them (official builds, Debian's), so that
+// node-gyp need not download them, unless npm was told where they are (nodedir)
+const prefix = dirname(dirname(process.execPath));
+if (!process.env['npm_config_nodedir'] && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push('--nodedir', prefix);
+const run = spawnSync('node-gyp', args, { stdio: 'inherit', shell: process.platform === 'win32' });
 if (run.status !== 0 || !existsSync(built)) {
   const why = run.error ? run.error.message : `node-gyp exited with ${run.status}`;
   console.warn(`weightspace: the native kernels were not built (${why}); the WebAssembly loops will run instead`);
