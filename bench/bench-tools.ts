@@ -51,8 +51,10 @@ export interface TimedRun {
   readonly cpuSeconds: number;
 }
 
-/** Runs `weightspace ARGS` under /usr/bin/time, returning wall seconds, CPU seconds and peak RSS of the whole process (all threads). */
-/** One CLI run, timed; env: variables set for it (WEIGHTSPACE_NATIVE=0, say). */
+/**
+ * Runs `weightspace ARGS` under /usr/bin/time, returning wall seconds, CPU seconds and peak RSS of
+ * the whole process (all threads); env: variables set for the run (WEIGHTSPACE_NATIVE=0, say).
+ */
 export function timedCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): TimedRun {
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, BIN, ...args, '--no-progress'], {

@@ -4,7 +4,8 @@
  * three inputs, write one output of the same size) measured in the same run, and peak RSS.
  * TIES reads its inputs twice: the exact O(n) top-k's histogram pass, whose windows resolve the
  * cut on these checkpoints, then the map. A third case runs TIES with a rank-8 fine-tune, whose
- * cuts the windows do not resolve (three reads), without a target.
+ * cuts the windows do not resolve (three reads), without a target. Where the native AVX-512
+ * loops run, the dense TIES runs once more with the WebAssembly loops only, for comparison.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,9 +12,10 @@
  * loop, which is also the reference the tests compare the WebAssembly one with.
  *
  * Where the CPU has AVX-512, a native addon (worker/native/kernels.c, built by `npm run build`)
- * replaces the loops that dominate TIES (its selection passes and fused map, over f32 or raw
- * BF16 blocks, and the BF16 encode) with 16-lane ones over the same memory, giving the same bits. Without the
- * addon, on another CPU, or with WEIGHTSPACE_NATIVE=0, every loop runs in WebAssembly.
+ * replaces the loops that dominate TIES (its window and candidate passes and fused map, over f32
+ * or raw BF16 blocks, and the BF16 encode) with 16-lane ones over the same memory, giving the
+ * same bits. Without the addon, on another CPU, or with WEIGHTSPACE_NATIVE=0, every loop runs in
+ * WebAssembly.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
