@@ -1,10 +1,12 @@
-// Native AVX-512 loops for TIES' selection and merge passes (the window pass, the candidate pass,
-// the fused map; over f32 or raw BF16 inputs) and for the BF16 encode, loaded beside the WebAssembly module when the CPU
-// has AVX-512 (F, BW, VL, DQ). They work on the WebAssembly module's own memory (setMemory), take the
-// same arguments as the AssemblyScript exports they stand for (byte offsets, element counts) and
-// give the same bits: every lane runs the same IEEE f32 operations in the same order, compiled
-// with -ffp-contract=off (no fused multiply-add) and without fast-math. Where the CPU lacks
-// AVX-512, or the addon was not built, the WebAssembly loops run (worker/simd/simd-module.ts).
+// Native AVX-512 loops for TIES' selection and merge passes (the window pass, the candidate
+// pass, the fused map; over f32 or raw BF16 inputs) and for the BF16 encode, loaded beside the
+// WebAssembly module when the CPU has AVX-512 (F, BW, VL, DQ). They work on the WebAssembly
+// module's own memory (setMemory), take the same arguments as the AssemblyScript exports they
+// stand for (byte offsets, element counts) and give the same bits: every lane runs the same IEEE
+// f32 operations in the same order, compiled with -ffp-contract=off (no fused multiply-add) and
+// without fast-math. Where the CPU lacks AVX-512 (or is not x86-64: then only setMemory and
+// `available: false` are built), or the addon was not built, the WebAssembly loops run
+// (worker/simd/simd-module.ts).
 //
 // Why native: WebAssembly SIMD is 4 lanes wide and has no mask registers, so the window pass
 // branches on every group of four that hits a window (about half its time went to mispredicted
@@ -41,6 +43,8 @@ typedef struct {
 // ---------------------------------------------------------------------------------------------
 // The loops
 
+#if HAVE_X86
+
 /** A window counter's bump that lists the counter when it leaves 0 (as the wasm bumpT). */
 INLINE void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
   uint32_t v = counts[b];
@@ -51,8 +55,6 @@ INLINE void bump_t(uint32_t* counts, uint32_t b, uint32_t* list) {
     list[0] = n + 1;
   }
 }
-
-#if HAVE_X86
 
 /**
  * 16 inputs from element j: f32 values, or (bf16) BF16 words widened to f32 (the value is the high
@@ -259,6 +261,8 @@ static int cpu_has_avx512(void) { return 0; }
 // ---------------------------------------------------------------------------------------------
 // The binding: numbers in, bounds checked against the memory, loops called
 
+#if HAVE_X86
+
 #define MAX_ARGS 24
 
 typedef struct {
@@ -316,6 +320,8 @@ static int count(Args* a, size_t i) {
   }
   return (int)v;
 }
+
+#endif
 
 static napi_value undefined_value(napi_env env) {
   napi_value u;
