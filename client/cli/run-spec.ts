@@ -2,7 +2,7 @@
  * Runs a job spec for the CLI: embedded by default, on a coordinator with --cluster;
  * a progress bar on a TTY; a summary (or JSON) at the end.
  */
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { JobSpec } from '../../core/job-spec.js';
 import { runEmbedded } from '../embedded-runner.js';
 import type { JobEvent, JobResult } from '../job-events.js';
@@ -19,12 +19,14 @@ export function formatBytes(n: number): string {
 export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, options: { quiet?: boolean } = {}): Promise<JobResult> {
   const threads = int(args, 'threads');
   const cluster = str(args, 'cluster');
-  let bar: cliProgress.SingleBar | undefined;
+  let bar: SingleBar | undefined;
   const showBar = io.isTTY && !io.json && args.values['no-progress'] !== true && !options.quiet;
+  // loaded only for a bar (16 ms of start-up otherwise: scripts and benches run without one)
+  const cliProgress = showBar ? (await import('cli-progress')).default : undefined;
   const onEvent = (e: JobEvent): void => {
     if (e.type === 'planned') {
       if (io.json) io.out(JSON.stringify({ event: 'planned', ...e }));
-      if (showBar) {
+      if (cliProgress) {
         bar = new cliProgress.SingleBar({
           format: `${e.op} [{bar}] {percentage}% | {value}/{total} MB written | {tensorsDone}/{tensors} tensors`,
           stream: process.stderr,

@@ -37,7 +37,7 @@ ${SERVER_OPTIONS_HELP}`,
     const dataDir = str(args, 'data-dir');
     if (!dataDir) throw new WeightspaceError('usage', 'missing --data-dir');
     const retainJobs = int(args, 'retain-jobs');
-    const logger = serverLogger(args, 'coordinator');
+    const logger = await serverLogger(args, 'coordinator');
     const stop = untilStopRequested(args.values['parent-lifeline'] === true);
     const { CoordinatorNode } = await import('../../../coordinator/coordinator-node.js');
     const node = await CoordinatorNode.start({

@@ -3,16 +3,18 @@
  * logs, and waiting for SIGTERM / SIGINT (or, under `cluster up`, the parent's end of
  * stdin closing) to stop gracefully. A second signal exits at once.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { WeightspaceError, q } from '../../../core/errors.js';
 import type { ParsedArgs } from '../command.js';
 import { str } from '../spec-options.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
-export function serverLogger(args: ParsedArgs, name: string): Logger {
+/** pino is loaded here, by the server commands only (25 ms of every other command's start-up otherwise). */
+export async function serverLogger(args: ParsedArgs, name: string): Promise<Logger> {
   const level = str(args, 'log-level') ?? process.env['WEIGHTSPACE_LOG_LEVEL'] ?? 'info';
   if (!LEVELS.includes(level)) throw new WeightspaceError('usage', `--log-level must be one of ${LEVELS.join(', ')}, got ${q(level)}`);
+  const { pino } = await import('pino');
   return pino({ name, level, base: { pid: process.pid } });
 }
 

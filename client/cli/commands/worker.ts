@@ -54,7 +54,7 @@ ${SERVER_OPTIONS_HELP}`,
     }
     const delay = Number(process.env[TEST_BLOCK_DELAY_ENV] ?? 0);
     const advertise = str(args, 'advertise');
-    const logger = serverLogger(args, 'worker');
+    const logger = await serverLogger(args, 'worker');
     const stop = untilStopRequested(args.values['parent-lifeline'] === true);
     if (delay > 0) logger.warn({ delayMs: delay }, `${TEST_BLOCK_DELAY_ENV} is set: every block is slowed down (test only)`);
     const { WorkerNode } = await import('../../../worker/worker-node.js');
