@@ -443,7 +443,7 @@ export function selectReduceDeltas(
           if (before && nearWindows(before, los)) seen.trusted = true;
           else if (before && !fused) seen.misses++;
         } else SELECT_STATS.spreadBlocks++;
-      } else if (w) collectPass1Windows(k, cuts, state, raw ?? inputs, raw !== undefined, n, w);
+      } else if (w) collectPass1Windows(k, cuts, state, inputs, n, w); // pass 1: decoded (readsRawBf16)
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
     }
@@ -660,19 +660,15 @@ function collectWindows(
 }
 
 /** Pass 1's windows: the same for every block of the tensor (SelectState.win), for the cuts that pass 0's windows missed. */
-function collectPass1Windows(
-  k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly ArrayBufferView[], bf16: boolean, n: number, w: WindowBlock,
-): void {
+function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly Float32Array[], n: number, w: WindowBlock): void {
   const live: number[] = [];
   for (let c = 0; c < cuts.length; c++) if (histogramLive(1, state, c) && state.win[c]! >= 0) live.push(c);
   const base = inputs[0]!.byteOffset;
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
   if (live.length === 2 && cuts[live[0]!]!.source !== cuts[live[1]!]!.source) {
     const [c0, c1] = live as [number, number];
-    (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(
-      base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
-    );
-  } else for (const c of live) (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
+    k.windowAbove2(base, x(c0), x(c1), n, state.win[c0]!, state.win[c1]!, WIN1_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset);
+  } else for (const c of live) k.windowAbove1(base, x(c), n, state.win[c]!, WIN1_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
   const offs = windowOffsets(cuts, inputs.length - 1, w.numel);
   for (const c of live) appendWindowRecord(offs[c]!, w.numel, state.win[c]!, WIN1_WIDTH, takeWindow(k, c, WIN1_WIDTH));
 }
