@@ -18,6 +18,8 @@ import { ProgressiveHash } from './progressive-hash.js';
 
 /** Non-weight files copied from the base: config, generation config, tokenizer. */
 const COPIED_FILE = /^(config\.json|generation_config\.json|tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|.*\.tiktoken|spiece\.model)$/;
+/** Those of them that make up the tokenizer (left out with OutputPlan.copyTokenizer false). */
+const TOKENIZER_FILE = /^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|.*\.tiktoken|spiece\.model)$/;
 const KNOWN_COPIED = [
   'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'tokenizer.model',
   'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'vocab.txt', 'merges.txt', 'chat_template.jinja',
@@ -252,6 +254,7 @@ async function copyNonWeightFiles(o: OutputPlan, dir: string): Promise<void> {
     names.push(...KNOWN_COPIED);
   }
   for (const name of names.sort()) {
+    if (o.copyTokenizer === false && TOKENIZER_FILE.test(name)) continue;
     const loc = isUrl(from!) ? `${from!.replace(/\/+$/, '')}/${name}` : join(from!, name);
     const bytes = await readSmallFile(loc);
     if (!bytes) continue;

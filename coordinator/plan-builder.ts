@@ -9,7 +9,7 @@ import { DTYPE_SIZE, isFloatDType, isWritableFloatDType, type DType, type Writab
 import { WeightspaceError, fmtShape, q } from '../core/errors.js';
 import type { KernelName } from '../core/kernel-contract.js';
 import { nameFilter, requireMatches } from '../core/name-glob.js';
-import { DEFAULT_SHARD_SIZE, compareNames, planOutputLayout, type OutputTensorSpec } from '../core/output-layout.js';
+import { DEFAULT_SHARD_SIZE, compareNames, planOutputLayout, type OutputTensorSpec, type ShardUnit } from '../core/output-layout.js';
 import { layerKeyOf, type InputMode, type InputRef, type LayerTask, type OutputPlan, type OutputRef, type Plan, type TensorJob } from '../core/plan.js';
 import { numelOf } from '../core/safetensors-header.js';
 
@@ -100,6 +100,8 @@ export interface OutputDecl {
   readonly subdir: string;
   readonly label: string;
   readonly copyFilesFrom: string | undefined;
+  /** false: copy config and generation config but not the tokenizer files (mergekit's --no-copy-tokenizer) */
+  readonly copyTokenizer?: boolean;
   readonly configPatch?: Readonly<Record<string, unknown>>;
   readonly extraFiles?: Readonly<Record<string, string>>;
   readonly manifest?: Readonly<Record<string, unknown>>;
@@ -113,6 +115,8 @@ export interface PlanArgs {
   readonly outputs: readonly OutputDecl[];
   readonly tensors: readonly TensorRecipe[];
   readonly shardSize?: number;
+  /** bound shards by elements (mergekit's out_shard_size) instead of bytes: shardSize is then a parameter count */
+  readonly shardUnit?: ShardUnit;
   readonly warnings?: readonly string[];
 }
 
@@ -126,13 +130,14 @@ export function buildPlan(args: PlanArgs): Plan {
     for (const t of args.tensors) {
       if ((t.outputs ?? allOutputs).includes(oi)) specs.push({ name: t.name, dtype: t.dtype, shape: t.shape });
     }
-    const layout = planOutputLayout(specs, shardSize, decl.headerMetadata ?? { format: 'pt' });
+    const layout = planOutputLayout(specs, shardSize, decl.headerMetadata ?? { format: 'pt' }, args.shardUnit);
     outputs.push({
       subdir: decl.subdir,
       label: decl.label,
       shards: layout.shards.map((s) => ({ file: s.file, headerBase64: Buffer.from(s.header).toString('base64'), size: s.size })),
       index: layout.index,
       copyFilesFrom: decl.copyFilesFrom,
+      ...(decl.copyTokenizer === false ? { copyTokenizer: false } : {}),
       configPatch: decl.configPatch ?? {},
       extraFiles: decl.extraFiles ?? {},
       manifest: decl.manifest ?? {},

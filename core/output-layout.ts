@@ -72,25 +72,34 @@ export function compareNames(a: string, b: string): number {
   return pa.length - pb.length;
 }
 
+/**
+ * How shards are bounded: `shardSize` bytes (Hugging Face's max_shard_size, weightspace's
+ * --shard-size) or, with `unit` 'elements', that many parameters (mergekit's --out-shard-size).
+ * Either way a shard closes before the tensor that would take it over the limit (a tensor larger
+ * than the limit gets a shard of its own).
+ */
+export type ShardUnit = 'bytes' | 'elements';
+
 export function planOutputLayout(
   tensors: readonly OutputTensorSpec[],
   shardSize: number,
   metadata: Readonly<Record<string, string>> = { format: 'pt' },
+  unit: ShardUnit = 'bytes',
 ): OutputLayout {
   const order = [...tensors].sort((a, b) => DTYPE_SIZE[b.dtype] - DTYPE_SIZE[a.dtype] || compareNames(a.name, b.name));
   // greedy shards in layer order (as Hugging Face's save_pretrained does), each sorted by alignment
   const groups: OutputTensorSpec[][] = [];
   let cur: OutputTensorSpec[] = [];
-  let curBytes = 0;
+  let curSize = 0;
   for (const t of [...tensors].sort((a, b) => compareNames(a.name, b.name))) {
-    const nb = numelOf(t.shape) * DTYPE_SIZE[t.dtype];
-    if (cur.length > 0 && curBytes + nb > shardSize) {
+    const size = numelOf(t.shape) * (unit === 'bytes' ? DTYPE_SIZE[t.dtype] : 1);
+    if (cur.length > 0 && curSize + size > shardSize) {
       groups.push(cur);
       cur = [];
-      curBytes = 0;
+      curSize = 0;
     }
     cur.push(t);
-    curBytes += nb;
+    curSize += size;
   }
   if (cur.length > 0 || groups.length === 0) groups.push(cur);
   const rank = new Map(order.map((t, i) => [t.name, i]));

@@ -83,6 +83,8 @@ export interface OutputPlan {
   readonly index: string | undefined;
   /** directory whose non-weight files (config, tokenizer) are copied */
   readonly copyFilesFrom: string | undefined;
+  /** false: the tokenizer files are not among them (absent: they are) */
+  readonly copyTokenizer?: boolean;
   /** keys to overwrite in the copied config.json (e.g. num_hidden_layers after a passthrough) */
   readonly configPatch: Readonly<Record<string, unknown>>;
   /** extra files to write verbatim (name → content), e.g. an adapter_config.json */

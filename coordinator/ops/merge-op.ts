@@ -72,6 +72,9 @@ export const mergeOp: OpDef<MergeSpec> = {
   op: 'merge',
   async plan(spec) {
     const where = spec.recipePath ?? 'recipe';
+    if (spec.shardParams !== undefined && spec.shardSize !== undefined) {
+      throw new WeightspaceError('invalid-spec', `give shardSize (bytes) or shardParams (parameters per shard), not both: got ${spec.shardSize} and ${spec.shardParams}`);
+    }
     const recipe = mergekitRecipeFromObject(spec.recipe, { source: where, ...(spec.cwd ? { cwd: spec.cwd } : {}) });
 
     // every model once, in order of first mention: its position keys its random masks
@@ -163,11 +166,13 @@ export const mergeOp: OpDef<MergeSpec> = {
         subdir: '',
         label: `${recipe.method} of ${locations.length} model${locations.length === 1 ? '' : 's'}`,
         copyFilesFrom: home.dir,
+        // mergekit writes the recipe's tokenizer source even with --no-copy-tokenizer
+        ...(spec.copyTokenizer === false && !recipe.tokenizerSource ? { copyTokenizer: false } : {}),
         configPatch,
         manifest: { mergekit: recipe.raw, method: recipe.method, seed, layers: outLayers },
       }],
       tensors,
-      ...(spec.shardSize ? { shardSize: spec.shardSize } : {}),
+      ...(spec.shardParams ? { shardSize: spec.shardParams, shardUnit: 'elements' as const } : spec.shardSize ? { shardSize: spec.shardSize } : {}),
       warnings: [...warnings],
     });
     return plan;

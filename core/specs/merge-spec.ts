@@ -15,6 +15,13 @@ export const mergeSpec = z.object({
   recipePath: z.string().optional(),
   /** directory relative model paths in the recipe are resolved against (default: the working directory) */
   cwd: z.string().optional(),
+  /**
+   * false (mergekit's --no-copy-tokenizer): the output gets the base's config but not its
+   * tokenizer files, unless the recipe names a tokenizer source (as in mergekit)
+   */
+  copyTokenizer: z.boolean().optional(),
+  /** mergekit's --out-shard-size: at most this many parameters per shard (instead of shardSize bytes) */
+  shardParams: z.number().int().positive().optional(),
   ...outputOptions,
 }).strict();
 

@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { runEmbedded } from '../../client/embedded-runner.js';
+import { parseKmb } from '../../client/cli/commands/merge.js';
+import { openCheckpoint } from '../../core/checkpoint.js';
+import { WeightspaceError } from '../../core/errors.js';
+import { compareNames } from '../../core/output-layout.js';
 import { MERGE_METHOD_NAMES } from '../../core/mergekit-recipe.js';
 import type { MergeSpec } from '../../core/specs/merge-spec.js';
 import { cli } from '../helpers/cli.js';
@@ -272,5 +276,130 @@ describe('bad recipes through the binary: exit 3, the valid names, nothing writt
   it('a missing recipe file is exit 3, no recipe is exit 2', () => {
     expect(cli(['merge', join(work, 'nope.yaml'), '--out', join(work, 'x')]).code).toBe(3);
     expect(cli(['merge', '--out', join(work, 'x')]).code).toBe(2);
+  });
+});
+
+describe("mergekit-yaml's command line, as it is", () => {
+  const TOKENIZER = ['special_tokens_map.json', 'tokenizer_config.json'];
+  const outDir = (label: string): string => join(work, 'out', `${label}-${Math.random().toString(36).slice(2, 8)}`);
+  const ok = (args: readonly string[]): ReturnType<typeof cli> => {
+    const r = cli(['merge', ...args, '--no-progress'], work);
+    expect(r.code, r.stderr).toBe(0);
+    return r;
+  };
+  /** every tensor's bytes, by name, wherever the shards put them */
+  const tensorBytes = async (dir: string): Promise<Map<string, string>> => {
+    const ckpt = await openCheckpoint(dir);
+    const out = new Map<string, string>();
+    for (const [name, t] of ckpt.tensors) {
+      out.set(name, createHash('sha256').update(readFileSync(t.file).subarray(t.offset, t.offset + t.nbytes)).digest('hex'));
+    }
+    return out;
+  };
+
+  it('the output directory as the second argument, with the usual flags of a mergekit command: the same model as --out', () => {
+    const ties = join(EXAMPLES, 'ties.yaml');
+    const a = outDir('ties-out');
+    ok([ties, '--out', a]);
+    const b = outDir('ties-mergekit');
+    const r = ok([ties, b, '--copy-tokenizer', '--allow-crimes', '--lazy-unpickle', '--cuda', '--safe-serialization', '--no-write-model-card']);
+    expect(sha(b)).toBe(sha(a));
+    for (const f of TOKENIZER) expect(existsSync(join(b, f)), f).toBe(true);
+    // what changes nothing here is named, once each, and nothing else is
+    for (const flag of ['--allow-crimes', '--lazy-unpickle', '--cuda']) expect(r.stderr).toContain(`mergekit's ${flag} has no effect`);
+    expect(r.stderr.match(/warning/g)).toHaveLength(3);
+    // in JSON logs the warning is an event on standard output
+    const j = ok([ties, outDir('ties-json'), '--trust-remote-code', '--log-format', 'json']);
+    const events = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; message?: string });
+    expect(events.find((e) => e.event === 'warning')?.message).toContain("mergekit's --trust-remote-code has no effect");
+  });
+
+  it('--no-copy-tokenizer copies the config but not the tokenizer, unless the recipe names a tokenizer source', () => {
+    const ties = join(EXAMPLES, 'ties.yaml');
+    const plain = outDir('no-tok');
+    ok([ties, plain, '--no-copy-tokenizer']);
+    for (const f of TOKENIZER) expect(existsSync(join(plain, f)), f).toBe(false);
+    for (const f of ['config.json', 'generation_config.json']) expect(existsSync(join(plain, f)), f).toBe(true);
+    const withSource = join(work, 'ties-tokenizer-source.yaml');
+    writeFileSync(withSource, `${readFileSync(ties, 'utf8')}tokenizer_source: base\n`);
+    const sourced = outDir('no-tok-source');
+    ok([withSource, sourced, '--no-copy-tokenizer']);
+    for (const f of TOKENIZER) expect(existsSync(join(sourced, f)), f).toBe(true);
+    // the weights are the same either way
+    expect(sha(plain)).toBe(sha(sourced));
+  });
+
+  it('--out-shard-size counts parameters per shard, as mergekit does: the same tensors, in shards that keep to it', async () => {
+    const linear = join(EXAMPLES, 'linear.yaml');
+    const one = outDir('linear-one');
+    ok([linear, one]);
+    const limit = 300_000;
+    const sharded = outDir('linear-sharded');
+    ok([linear, sharded, '--out-shard-size', '300K']);
+    const files = readdirSync(sharded).filter((f) => f.endsWith('.safetensors')).sort();
+    expect(files.length).toBeGreaterThan(2);
+    const ckpt = await openCheckpoint(sharded);
+    // per shard, its tensors' parameter counts in layer order (the order shards are filled in)
+    const perShard = new Map<string, number[]>();
+    for (const name of [...ckpt.tensors.keys()].sort(compareNames)) {
+      const t = ckpt.tensors.get(name)!;
+      perShard.set(basename(t.file), [...(perShard.get(basename(t.file)) ?? []), t.shape.reduce((x, y) => x * y, 1)]);
+    }
+    const sums = files.map((f) => perShard.get(f)!.reduce((x, y) => x + y, 0));
+    // within the limit, unless one tensor alone exceeds it; and closed only when the next tensor would not fit
+    files.forEach((f, i) => {
+      if (perShard.get(f)!.length > 1) expect(sums[i]!, f).toBeLessThanOrEqual(limit);
+      if (i + 1 < files.length) expect(sums[i]! + perShard.get(files[i + 1]!)![0]!, f).toBeGreaterThan(limit);
+    });
+    expect(await tensorBytes(sharded)).toEqual(await tensorBytes(one));
+  });
+
+  it('--random-seed is --seed, and --num-threads --threads', () => {
+    const dare = join(EXAMPLES, 'dare_ties.yaml');
+    const a = outDir('dare-seed');
+    ok([dare, '--out', a, '--seed', '7', '--threads', '2']);
+    const b = outDir('dare-random-seed');
+    ok([dare, b, '--random-seed', '7', '--num-threads', '1']);
+    expect(sha(b)).toBe(sha(a));
+  });
+
+  it('what weightspace does not do, and clashing spellings: exit 2 naming the option, nothing written', () => {
+    const ties = join(EXAMPLES, 'ties.yaml');
+    const cases: [string[], string][] = [
+      [['--write-model-card'], '--write-model-card is not supported'],
+      [['--no-safe-serialization'], '--no-safe-serialization is not supported'],
+      [['--transformers-cache', '/tmp/hf'], '--transformers-cache is not supported'],
+      [['--lora-merge-cache', '/tmp/lora'], '--lora-merge-cache is not supported'],
+      [['--out-shard-size', '1.5B'], "got '1.5B'"],
+      [['--out-shard-size', '0'], "got '0'"],
+      [['--out-shard-size', '1B', '--shard-size', '2GB'], 'not both'],
+      [['--copy-tokenizer', '--no-copy-tokenizer'], 'not both'],
+      [['--random-seed', '7', '--seed', '8'], "--random-seed '7' and --seed '8' disagree"],
+      [['--out', join(work, 'elsewhere')], 'and --out'],
+      [['extra-argument'], 'at most one output directory'],
+    ];
+    for (const [extra, message] of cases) {
+      const out = outDir('never');
+      const r = cli(['merge', ties, out, ...extra, '--no-progress'], work);
+      expect(r.code, extra.join(' ')).toBe(2);
+      expect(r.stderr, extra.join(' ')).toContain(message);
+      expect(existsSync(out), extra.join(' ')).toBe(false);
+      expect(existsSync(join(work, 'elsewhere'))).toBe(false);
+    }
+  });
+
+  it("reads parameter counts as mergekit's parse_kmb does", () => {
+    expect(parseKmb('1B')).toBe(1e9);
+    expect(parseKmb('500m')).toBe(5e8);
+    expect(parseKmb('250K')).toBe(250_000);
+    expect(parseKmb('1000000')).toBe(1e6);
+    for (const bad of ['1.5B', '0', '-1', 'B', '1GB', '', '5e9']) expect(() => parseKmb(bad), bad).toThrow(WeightspaceError);
+  });
+
+  it('a job spec with both shard bounds is refused (invalid-spec), nothing written', async () => {
+    const out = outDir('both-bounds');
+    await expect(runEmbedded(specOf(join(EXAMPLES, 'linear.yaml'), out, { shardSize: 1e9, shardParams: 1e6 }), { threads: 1 }))
+      .rejects.toMatchObject({ code: 'invalid-spec' });
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -35,6 +35,23 @@ describe('output layout', () => {
     expect(index.metadata.total_size).toBe(l.totalBytes);
     for (const s of l.shards) parseHeader(s.file, s.header.subarray(8), s.size);
   });
+  it("bounds shards by elements with unit 'elements' (mergekit's out_shard_size), whatever each element's size", () => {
+    // natural order: ids (5), embed (32), layers.2.n (3, F32: 12 bytes), layers.2.w (16), layers.10.w (16)
+    const shardsOf = (l: ReturnType<typeof planOutputLayout>): string[][] => l.shards.map((s) => s.tensors.map((t) => t.name).sort());
+    const byElements = planOutputLayout(tensors, 40, { format: 'pt' }, 'elements');
+    // a shard closes before the tensor that would take it over 40: 5+32+3 = 40 | 16+16
+    expect(shardsOf(byElements)).toEqual([
+      ['ids', 'model.embed_tokens.weight', 'model.layers.2.n'],
+      ['model.layers.10.w', 'model.layers.2.w'],
+    ]);
+    // the same limit in bytes splits elsewhere: ids is 40 bytes alone, embed 64, 12+32 = 44 > 40
+    const byBytes = planOutputLayout(tensors, 40);
+    expect(shardsOf(byBytes)).toEqual([['ids'], ['model.embed_tokens.weight'], ['model.layers.2.n'], ['model.layers.2.w'], ['model.layers.10.w']]);
+    // a tensor above the limit gets a shard of its own
+    expect(shardsOf(planOutputLayout(tensors, 20, { format: 'pt' }, 'elements'))).toEqual([
+      ['ids'], ['model.embed_tokens.weight'], ['model.layers.2.n', 'model.layers.2.w'], ['model.layers.10.w'],
+    ]);
+  });
   it('parses sizes in decimal and binary units', () => {
     expect(parseSize('5GB')).toBe(5e9);
     expect(parseSize('500MB')).toBe(5e8);
