@@ -14,6 +14,9 @@ export const CHUNK = 8 << 20;
 
 export interface FloorRun {
   readonly seconds: number;
+  /** of which reading the inputs, and writing the output (the part that swings here: new page-cache pages) */
+  readonly readSeconds: number;
+  readonly writeSeconds: number;
   /** CPU seconds (user + system) the floor's reads and writes took */
   readonly cpuSeconds: number;
 }
@@ -35,13 +38,14 @@ export function ioFloor(inputs: readonly string[], outPath: string, outBytes: nu
     }
     closeSync(fd);
   }
+  const t1 = performance.now();
   const out = openSync(outPath, 'w');
   for (let pos = 0; pos < outBytes; pos += CHUNK) writeSync(out, buf, 0, Math.min(CHUNK, outBytes - pos), pos);
   closeSync(out);
-  const seconds = (performance.now() - t0) / 1000;
+  const t2 = performance.now();
   const c = process.cpuUsage(c0);
   rmSync(outPath, { force: true });
-  return { seconds, cpuSeconds: (c.user + c.system) / 1e6 };
+  return { seconds: (t2 - t0) / 1000, readSeconds: (t1 - t0) / 1000, writeSeconds: (t2 - t1) / 1000, cpuSeconds: (c.user + c.system) / 1e6 };
 }
 
 export interface TimedRun {
@@ -95,6 +99,10 @@ export interface FloorComparison {
   readonly floors: readonly number[];
   readonly runs: readonly number[];
   readonly floorSeconds: number;
+  /** medians of the floors' read and write parts, and the fastest floor of the comparison */
+  readonly floorReadSeconds: number;
+  readonly floorWriteSeconds: number;
+  readonly floorMinSeconds: number;
   readonly seconds: number;
   readonly maxRssMB: number;
   /** medians of the CPU seconds of floors and runs: on this machine the wall ratio moves with the page cache's speed, the CPU spent says where the time goes */
@@ -139,6 +147,8 @@ export function compareToFloor(
   name: string, inputs: readonly string[], outBytes: number, args: readonly string[], out: string, reps = PAIRS, env: Readonly<Record<string, string>> = {},
 ): FloorComparison {
   const floors: number[] = [];
+  const floorReads: number[] = [];
+  const floorWrites: number[] = [];
   const floorCpu: number[] = [];
   const runs: number[] = [];
   const runCpu: number[] = [];
@@ -148,6 +158,8 @@ export function compareToFloor(
     settle();
     const f = ioFloor(inputs, `${out}.floor.bin`, outBytes);
     floors.push(f.seconds);
+    floorReads.push(f.readSeconds);
+    floorWrites.push(f.writeSeconds);
     floorCpu.push(f.cpuSeconds);
     rmSync(out, { recursive: true, force: true });
     settle();
@@ -159,7 +171,8 @@ export function compareToFloor(
   rmSync(out, { recursive: true, force: true });
   const ratios = runs.map((t, i) => t / floors[i]!);
   return {
-    name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floors, runs, floorSeconds: median(floors), seconds: median(runs), maxRssMB: rss,
+    name, gbPerInput: outBytes / 1e9, ratio: median(ratios), ratios, floors, runs, floorSeconds: median(floors),
+    floorReadSeconds: median(floorReads), floorWriteSeconds: median(floorWrites), floorMinSeconds: Math.min(...floors), seconds: median(runs), maxRssMB: rss,
     floorCpuSeconds: median(floorCpu), cpuSeconds: median(runCpu),
   };
 }
@@ -175,5 +188,7 @@ export function printComparison(c: FloorComparison): void {
     floor_s: c.floorSeconds, run_s: c.seconds, ratio: c.ratio, ratios: c.ratios.map((r) => r.toFixed(2)).join('/'),
     pairs: c.floors.map((f, i) => `${f.toFixed(2)}:${c.runs[i]!.toFixed(2)}`).join('/'), peak_rss_MB: c.maxRssMB,
     floor_cpu_s: c.floorCpuSeconds, run_cpu_s: c.cpuSeconds,
+    // the floor's swings are its writes (new page-cache pages), not its reads
+    floor_read_s: c.floorReadSeconds, floor_write_s: c.floorWriteSeconds, floor_min_s: c.floorMinSeconds,
   }));
 }
