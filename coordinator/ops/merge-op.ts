@@ -6,6 +6,7 @@
  * is resolved per tensor (core/mergekit-recipe.ts) and each method becomes one kernel with
  * settings (the task-arithmetic family is one kernel, as in mergekit).
  */
+import { basename } from 'node:path';
 import { readConfig, type Checkpoint, type TensorRef } from '../../core/checkpoint.js';
 import { isFloatDType, type DType, type WritableFloatDType } from '../../core/dtypes.js';
 import { WeightspaceError, fmtShape, q } from '../../core/errors.js';
@@ -21,6 +22,7 @@ import type {
   SlerpParams, Sparsify, TaskArithmeticParams,
 } from '../../core/specs/merge-spec.js';
 import { buildPlan, inputOf, openModels, type TensorRecipe } from '../plan-builder.js';
+import { modelCardFiles } from './model-card.js';
 import type { OpDef } from './op-def.js';
 
 /** The task-arithmetic family: mergekit's GeneralizedTaskArithmeticMerge settings per method. */
@@ -169,6 +171,7 @@ export const mergeOp: OpDef<MergeSpec> = {
         // mergekit writes the recipe's tokenizer source even with --no-copy-tokenizer
         ...(spec.copyTokenizer === false && !recipe.tokenizerSource ? { copyTokenizer: false } : {}),
         configPatch,
+        ...(spec.modelCard ? { extraFiles: modelCardFiles(spec.recipe, recipe.method, basename(spec.out)) } : {}),
         manifest: { mergekit: recipe.raw, method: recipe.method, seed, layers: outLayers },
       }],
       tensors,

@@ -20,6 +20,8 @@ export const mergeSpec = z.object({
    * tokenizer files, unless the recipe names a tokenizer source (as in mergekit)
    */
   copyTokenizer: z.boolean().optional(),
+  /** mergekit's --write-model-card: README.md (a model card) and mergekit_config.yml beside the weights */
+  modelCard: z.boolean().optional(),
   /** mergekit's --out-shard-size: at most this many parameters per shard (instead of shardSize bytes) */
   shardParams: z.number().int().positive().optional(),
   ...outputOptions,

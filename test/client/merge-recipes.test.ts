@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { runEmbedded } from '../../client/embedded-runner.js';
 import { parseKmb } from '../../client/cli/commands/merge.js';
+import { modelsAsWritten } from '../../coordinator/ops/model-card.js';
 import { openCheckpoint } from '../../core/checkpoint.js';
 import { WeightspaceError } from '../../core/errors.js';
 import { compareNames } from '../../core/output-layout.js';
@@ -305,6 +306,8 @@ describe("mergekit-yaml's command line, as it is", () => {
     const r = ok([ties, b, '--copy-tokenizer', '--allow-crimes', '--lazy-unpickle', '--cuda', '--safe-serialization', '--no-write-model-card']);
     expect(sha(b)).toBe(sha(a));
     for (const f of TOKENIZER) expect(existsSync(join(b, f)), f).toBe(true);
+    // no model card unless asked for (weightspace.json records the recipe)
+    for (const f of ['README.md', 'mergekit_config.yml']) expect(existsSync(join(b, f)), f).toBe(false);
     // what changes nothing here is named, once each, and nothing else is
     for (const flag of ['--allow-crimes', '--lazy-unpickle', '--cuda']) expect(r.stderr).toContain(`mergekit's ${flag} has no effect`);
     expect(r.stderr.match(/warning/g)).toHaveLength(3);
@@ -354,6 +357,41 @@ describe("mergekit-yaml's command line, as it is", () => {
     expect(await tensorBytes(sharded)).toEqual(await tensorBytes(one));
   });
 
+  it('--write-model-card writes a model card and mergekit_config.yml, naming the models as the recipe does', () => {
+    const slerp = join(EXAMPLES, 'slerp.yaml');
+    const plain = outDir('slerp');
+    ok([slerp, plain]);
+    const carded = outDir('slerp-card');
+    ok([slerp, carded, '--write-model-card']);
+    expect(sha(carded)).toBe(sha(plain));
+    const recipe = parseYaml(readFileSync(slerp, 'utf8')) as Record<string, unknown>;
+    expect(parseYaml(readFileSync(join(carded, 'mergekit_config.yml'), 'utf8'))).toEqual(recipe);
+    const card = readFileSync(join(carded, 'README.md'), 'utf8');
+    const front = /^---\n([\s\S]*?)\n---\n/.exec(card);
+    expect(front, card).not.toBeNull();
+    const meta = parseYaml(front![1]!) as { base_model: string[]; library_name: string; tags: string[] };
+    // the base first, then the other models, as written in the recipe (relative paths, not resolved)
+    const base = recipe['base_model'] as string;
+    expect(meta.base_model[0]).toBe(base);
+    expect(meta.base_model.length).toBeGreaterThan(1);
+    for (const m of meta.base_model) expect(readFileSync(slerp, 'utf8')).toContain(m);
+    expect(meta.library_name).toBe('transformers');
+    expect(meta.tags).toContain('merge');
+    expect(card).toContain(`# ${basename(carded)}`);
+    expect(card).toContain("mergekit's `slerp` method");
+    for (const m of meta.base_model.slice(1)) expect(card).toContain(`* \`${m}\``);
+    // the card's YAML block is the recipe
+    const block = /```yaml\n([\s\S]*?)```/.exec(card);
+    expect(parseYaml(block![1]!)).toEqual(recipe);
+  });
+
+  it("the card's models: the base first, each once, from models or slices", () => {
+    expect(modelsAsWritten({ base_model: 'b', models: [{ model: 'b' }, { model: 'x' }, { model: 'y' }, { model: 'x' }] })).toEqual({ base: 'b', models: ['x', 'y'] });
+    expect(modelsAsWritten({ models: [{ model: 'x', parameters: { weight: 1 } }, { model: 'y' }] })).toEqual({ base: undefined, models: ['x', 'y'] });
+    expect(modelsAsWritten({ slices: [{ sources: [{ model: 'a' }, { model: 'b' }] }, { sources: [{ model: 'b' }, { model: 'c' }] }] }))
+      .toEqual({ base: undefined, models: ['a', 'b', 'c'] });
+  });
+
   it('--random-seed is --seed, and --num-threads --threads', () => {
     const dare = join(EXAMPLES, 'dare_ties.yaml');
     const a = outDir('dare-seed');
@@ -366,7 +404,7 @@ describe("mergekit-yaml's command line, as it is", () => {
   it('what weightspace does not do, and clashing spellings: exit 2 naming the option, nothing written', () => {
     const ties = join(EXAMPLES, 'ties.yaml');
     const cases: [string[], string][] = [
-      [['--write-model-card'], '--write-model-card is not supported'],
+      [['--write-model-card', '--no-write-model-card'], 'not both'],
       [['--no-safe-serialization'], '--no-safe-serialization is not supported'],
       [['--transformers-cache', '/tmp/hf'], '--transformers-cache is not supported'],
       [['--lora-merge-cache', '/tmp/lora'], '--lora-merge-cache is not supported'],

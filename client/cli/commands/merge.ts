@@ -24,7 +24,6 @@ const NO_EFFECT: Readonly<Record<string, string>> = {
 /** mergekit-yaml's options that ask for what weightspace does not do: an error each. */
 const UNSUPPORTED: Readonly<Record<string, string>> = {
   'no-safe-serialization': 'weightspace writes safetensors only',
-  'write-model-card': "weightspace writes no model card (README.md): the recipe, the tool's version and every shard's sha256 are in weightspace.json",
   'transformers-cache': 'models are local paths or http(s) URLs: nothing is downloaded or cached',
   'lora-merge-cache': "models are local paths or http(s) URLs: a 'model+lora' reference is not supported",
 };
@@ -36,6 +35,7 @@ const MERGEKIT_OPTIONS: OptionsConfig = {
   'random-seed': { type: 'string' },
   'num-threads': { type: 'string' },
   'safe-serialization': { type: 'boolean' },
+  'write-model-card': { type: 'boolean' },
   'no-write-model-card': { type: 'boolean' },
   ...Object.fromEntries(Object.keys(NO_EFFECT).flatMap((k) => [[k, { type: 'boolean' as const }], [`no-${k}`, { type: 'boolean' as const }]])),
   ...Object.fromEntries(Object.keys(UNSUPPORTED).map((k) => [k, { type: k.endsWith('cache') ? 'string' as const : 'boolean' as const }])),
@@ -62,13 +62,15 @@ mergekit-yaml's command line runs as it is (\`mergekit-yaml\` → \`weightspace 
   --copy-tokenizer     copy the base's tokenizer files (the default, as in mergekit)
   --no-copy-tokenizer  copy the base's config but not its tokenizer files, unless the recipe
                        names a tokenizer source
+  --write-model-card   also write a model card (README.md: the models, the method, the
+                       recipe) and the recipe as mergekit_config.yml, as mergekit does
   --out-shard-size N   at most N parameters per shard (e.g. 1B, 500M: thousands, millions,
                        billions), instead of --shard-size's bytes
   --random-seed S      as --seed
   --num-threads N      as --threads
   --cuda, --low-cpu-memory, --lazy-unpickle, --allow-crimes, --clone-tensors,
   --trust-remote-code  accepted, with a warning: they change nothing here
-  --no-safe-serialization, --write-model-card, --transformers-cache, --lora-merge-cache
+  --no-safe-serialization, --transformers-cache, --lora-merge-cache
                        an error: weightspace does not do what they ask
 
 ${OUTPUT_OPTIONS_HELP}`,
@@ -94,6 +96,7 @@ ${OUTPUT_OPTIONS_HELP}`,
     const spec = specFrom<MergeSpec>({
       op: 'merge', recipe, recipePath: path, cwd: process.cwd(), seed, ...outputFields(args),
       ...(args.values['no-copy-tokenizer'] === true ? { copyTokenizer: false } : {}),
+      ...(args.values['write-model-card'] === true ? { modelCard: true } : {}),
       ...(shardParams !== undefined ? { shardParams: parseKmb(shardParams) } : {}),
     });
     await runSpec(spec, args, io);
@@ -115,8 +118,8 @@ export function mergekitCommandLine(args: ParsedArgs, io: CliIO): ParsedArgs {
   for (const [name, why] of Object.entries(UNSUPPORTED)) {
     if (args.values[name] !== undefined) throw new WeightspaceError('usage', `--${name} is not supported: ${why}`);
   }
-  if (args.values['copy-tokenizer'] === true && args.values['no-copy-tokenizer'] === true) {
-    throw new WeightspaceError('usage', 'give --copy-tokenizer or --no-copy-tokenizer, not both');
+  for (const flag of ['copy-tokenizer', 'write-model-card']) {
+    if (args.values[flag] === true && args.values[`no-${flag}`] === true) throw new WeightspaceError('usage', `give --${flag} or --no-${flag}, not both`);
   }
   const values = { ...args.values };
   const alias = (from: string, to: string, given: string | undefined): void => {
