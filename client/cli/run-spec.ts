@@ -37,8 +37,7 @@ export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, option
     } else if (e.type === 'progress') {
       bar?.update(Math.round(e.bytesWritten / 1e6), { tensorsDone: e.tensorsDone, tensors: e.tensors });
     } else if (e.type === 'warning') {
-      if (io.json) io.out(JSON.stringify({ event: 'warning', message: e.message }));
-      else io.err(`weightspace: warning: ${e.message}`);
+      printWarning(io, e.message);
     }
   };
   try {
@@ -59,4 +58,10 @@ export async function runSpec(spec: JobSpec, args: ParsedArgs, io: CliIO, option
     bar?.stop();
     throw err;
   }
+}
+
+/** A warning as the CLI shows one: a line on standard error, or a JSON event with --log-format json. */
+export function printWarning(io: CliIO, message: string): void {
+  if (io.json) io.out(JSON.stringify({ event: 'warning', message }));
+  else io.err(`weightspace: warning: ${message}`);
 }

@@ -4,7 +4,7 @@ import { WeightspaceError, q } from '../../../core/errors.js';
 import { parseMergekitRecipe } from '../../../core/mergekit-recipe.js';
 import type { MergeSpec } from '../../../core/specs/merge-spec.js';
 import { OUTPUT_OPTIONS, OUTPUT_OPTIONS_HELP, type CliIO, type Command, type OptionsConfig, type ParsedArgs } from '../command.js';
-import { runSpec } from '../run-spec.js';
+import { printWarning, runSpec } from '../run-spec.js';
 import { int, outputFields, specFrom, str } from '../spec-options.js';
 
 /**
@@ -21,11 +21,11 @@ const NO_EFFECT: Readonly<Record<string, string>> = {
   'trust-remote-code': 'no model code is ever run',
 };
 
-/** mergekit-yaml's options that ask for what weightspace does not do: an error each. */
-const UNSUPPORTED: Readonly<Record<string, string>> = {
-  'no-safe-serialization': 'weightspace writes safetensors only',
-  'transformers-cache': 'models are local paths or http(s) URLs: nothing is downloaded or cached',
-  'lora-merge-cache': "models are local paths or http(s) URLs: a 'model+lora' reference is not supported",
+/** mergekit-yaml's options that ask for what weightspace does not do: an error each (the caches take a directory). */
+const UNSUPPORTED: Readonly<Record<string, { readonly type: 'boolean' | 'string'; readonly why: string }>> = {
+  'no-safe-serialization': { type: 'boolean', why: 'weightspace writes safetensors only' },
+  'transformers-cache': { type: 'string', why: 'models are local paths or http(s) URLs: nothing is downloaded or cached' },
+  'lora-merge-cache': { type: 'string', why: "models are local paths or http(s) URLs: a 'model+lora' reference is not supported" },
 };
 
 const MERGEKIT_OPTIONS: OptionsConfig = {
@@ -38,7 +38,7 @@ const MERGEKIT_OPTIONS: OptionsConfig = {
   'write-model-card': { type: 'boolean' },
   'no-write-model-card': { type: 'boolean' },
   ...Object.fromEntries(Object.keys(NO_EFFECT).flatMap((k) => [[k, { type: 'boolean' as const }], [`no-${k}`, { type: 'boolean' as const }]])),
-  ...Object.fromEntries(Object.keys(UNSUPPORTED).map((k) => [k, { type: k.endsWith('cache') ? 'string' as const : 'boolean' as const }])),
+  ...Object.fromEntries(Object.entries(UNSUPPORTED).map(([k, { type }]) => [k, { type }])),
 };
 
 export const mergeCommand: Command = {
@@ -76,16 +76,15 @@ mergekit-yaml's command line runs as it is (\`mergekit-yaml\` → \`weightspace 
 ${OUTPUT_OPTIONS_HELP}`,
   options: { ...OUTPUT_OPTIONS, seed: { type: 'string' }, ...MERGEKIT_OPTIONS },
   async run(given, io) {
-    const args = mergekitCommandLine(given, io);
-    const [path] = args.positionals;
+    const { recipe: path, args } = mergekitCommandLine(given, io);
     let text: string;
     try {
-      text = readFileSync(path!, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch {
-      throw new WeightspaceError('not-found', `recipe ${q(path!)}: no such file`);
+      throw new WeightspaceError('not-found', `recipe ${q(path)}: no such file`);
     }
     // validate the whole recipe (methods, parameters, models) before anything is planned
-    parseMergekitRecipe(text, { source: path! });
+    parseMergekitRecipe(text, { source: path });
     const recipe = parseYaml(text) as Record<string, unknown>;
     const seed = int(args, 'seed');
     if (seed !== undefined && seed < 0) throw new WeightspaceError('usage', `--seed must be a whole number ≥ 0, got ${seed}`);
@@ -110,12 +109,12 @@ ${OUTPUT_OPTIONS_HELP}`,
  * the other spelling unless both say the same); options that change nothing here are named in a
  * warning, options asking for what weightspace does not do are an error.
  */
-export function mergekitCommandLine(args: ParsedArgs, io: CliIO): ParsedArgs {
+export function mergekitCommandLine(args: ParsedArgs, io: CliIO): { recipe: string; args: ParsedArgs } {
   const [path, out, ...extra] = args.positionals;
   if (!path || extra.length > 0) {
     throw new WeightspaceError('usage', 'merge takes one recipe file and at most one output directory: weightspace merge RECIPE.yaml --out DIR (or RECIPE.yaml DIR, as mergekit-yaml)');
   }
-  for (const [name, why] of Object.entries(UNSUPPORTED)) {
+  for (const [name, { why }] of Object.entries(UNSUPPORTED)) {
     if (args.values[name] !== undefined) throw new WeightspaceError('usage', `--${name} is not supported: ${why}`);
   }
   for (const flag of ['copy-tokenizer', 'write-model-card']) {
@@ -131,13 +130,8 @@ export function mergekitCommandLine(args: ParsedArgs, io: CliIO): ParsedArgs {
   alias('the output directory', 'out', out);
   alias('--random-seed', 'seed', str(args, 'random-seed'));
   alias('--num-threads', 'threads', str(args, 'num-threads'));
-  for (const [name, why] of Object.entries(NO_EFFECT)) {
-    if (values[name] !== true) continue;
-    const message = `mergekit's --${name} has no effect: ${why}`;
-    if (io.json) io.out(JSON.stringify({ event: 'warning', message }));
-    else io.err(`weightspace: warning: ${message}`);
-  }
-  return { values, positionals: [path] };
+  for (const [name, why] of Object.entries(NO_EFFECT)) if (values[name] === true) printWarning(io, `mergekit's --${name} has no effect: ${why}`);
+  return { recipe: path, args: { values, positionals: [path] } };
 }
 
 /**
