@@ -16,10 +16,11 @@ import type { OutputPlan, Plan } from '../core/plan.js';
 import { VERSION } from '../core/version.js';
 import { ProgressiveHash } from './progressive-hash.js';
 
+/** The tokenizer's files (left out with OutputPlan.copyTokenizer false). */
+const TOKENIZER_NAMES = String.raw`tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|.*\.tiktoken|spiece\.model`;
+const TOKENIZER_FILE = new RegExp(`^(${TOKENIZER_NAMES})$`);
 /** Non-weight files copied from the base: config, generation config, tokenizer. */
-const COPIED_FILE = /^(config\.json|generation_config\.json|tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|.*\.tiktoken|spiece\.model)$/;
-/** Those of them that make up the tokenizer (left out with OutputPlan.copyTokenizer false). */
-const TOKENIZER_FILE = /^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|.*\.tiktoken|spiece\.model)$/;
+const COPIED_FILE = new RegExp(String.raw`^(config\.json|generation_config\.json|preprocessor_config\.json|` + TOKENIZER_NAMES + ')$');
 const KNOWN_COPIED = [
   'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'tokenizer.model',
   'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'vocab.txt', 'merges.txt', 'chat_template.jinja',
