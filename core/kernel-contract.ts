@@ -83,6 +83,11 @@ export interface KernelDef<P = unknown, S = unknown> {
   /** a reduce pass that needs no blocks this time (decided from the state): finish is called on a zeroed accumulator */
   skipPass?(pass: number, params: P, state: S | undefined, info: TensorInfo): boolean;
   /**
+   * a block a reduce pass need not read this time (decided from the state, e.g. one whose partial
+   * an earlier pass already holds): it is not run, and an empty partial is folded in its place
+   */
+  skipBlock?(pass: number, params: P, state: S | undefined, blockIndex: number, info: TensorInfo): boolean;
+  /**
    * finish reads the accumulator and keeps no reference to it (nor to a view of it): the executor
    * then reuses its memory for the next pass or tensor instead of allocating (and zeroing fresh
    * pages for) megabytes per tensor

@@ -128,20 +128,27 @@ export async function executeJobs(
   const pendingChunks: OutputChunk[] = [];
 
   const nextRequest = (): { a: ActiveJob; block: Block } | undefined => {
-    for (const a of active) {
+    for (let i = 0; i < active.length; i++) {
+      const a = active[i]!;
       if (a.pass > a.passes) continue;
       if (a.pass === a.passes && !a.kernel.map) continue;
-      if (a.nextBlock < a.blocks.length) return { a, block: a.blocks[a.nextBlock++]! };
+      if (a.nextBlock >= a.blocks.length) continue;
+      const block = a.blocks[a.nextBlock++]!;
+      if (a.pass < a.passes && a.kernel.skipBlock?.(a.pass, a.job.params, a.state, block.index, a.info)) {
+        // not read: an empty partial in its place (this may finish the pass, or the job): look again
+        blockDone(a, a.pass, block, new Float64Array(0));
+        i = -1;
+        continue;
+      }
+      return { a, block };
     }
     return undefined;
   };
 
-  const handle = async (a: ActiveJob, pass: number, block: Block, r: BlockResult): Promise<void> => {
-    progress.bytesRead += r.bytesRead;
-    progress.bytesWritten += r.bytesWritten;
-    if (options.onChunk) for (const c of r.chunks ?? []) await options.onChunk(c);
+  /** A block's partial (of reduce pass `pass`) is in: folds what is in order, finishes the pass after its last block. */
+  const blockDone = (a: ActiveJob, pass: number, block: Block, partial: Float64Array | SparsePartial | undefined): void => {
     if (pass < a.passes) {
-      a.partials.set(block.index, r.sparse ?? r.partial ?? new Float64Array(0));
+      a.partials.set(block.index, partial ?? new Float64Array(0));
       while (a.partials.has(a.nextFold)) {
         const p = a.partials.get(a.nextFold)!;
         a.partials.delete(a.nextFold);
@@ -151,6 +158,13 @@ export async function executeJobs(
     }
     a.done++;
     if (a.done === a.blocks.length) finishPass(a);
+  };
+
+  const handle = async (a: ActiveJob, pass: number, block: Block, r: BlockResult): Promise<void> => {
+    progress.bytesRead += r.bytesRead;
+    progress.bytesWritten += r.bytesWritten;
+    if (options.onChunk) for (const c of r.chunks ?? []) await options.onChunk(c);
+    blockDone(a, pass, block, r.sparse ?? r.partial);
     while (pendingChunks.length > 0 && options.onChunk) await options.onChunk(pendingChunks.shift()!);
     options.onProgress?.(progress);
   };

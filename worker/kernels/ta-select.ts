@@ -16,8 +16,10 @@
  *           block before sends its histogram lumped
  *           outside them, exact only inside all windows)
  *           (a tensor whose blocks miss the windows of the block before twice on a thread, as
- *           low-rank deltas' blocks do, counts the rest of its blocks' histograms alone there:
- *           with no block lumped, pass 2 then finds T among the keys of its bucket)
+ *           low-rank deltas' blocks do, counts the rest of its blocks' histograms in full there,
+ *           with windows around where the thread's blocks so far put the cut: with no block
+ *           lumped, pass 2 then finds T among the keys of its bucket, reading only the blocks
+ *           whose windows did not hold it)
  *   pass 1  only when a lumped histogram was needed outside the windows: the histogram again, and
  *           one window for every block, around where the blocks' windows were; when it holds T's
  *           bucket (the lumped histogram put T near the true one), it resolves the cut as pass 0's
@@ -26,7 +28,8 @@
  *           with their counts, appended in block order     are above, the block holding the m-th of
  *           (a few dozen pairs a block, however many        them and how many of them it keeps
  *           keys tie: BF16 deltas tie at the cut by the
- *           thousand)
+ *           thousand; after an exact pass-0 histogram, only the blocks whose pass-0 windows missed
+ *           T's bucket are read: the others' pairs came with their windows, SelectState.readBlocks)
  *   fallback, only for cuts whose records overflow the accumulator's room (more than
  *   candidateCap / 2 pairs in all, e.g. f32 keys spread over a crowded bucket):
  *   pass 3  histogram of the low 15 bits in that bucket → T exactly, m
@@ -58,20 +61,30 @@ const KEY_MASK = 0x7fffffff;
  * 2 + 2k ≤ 4k slots, so C ≤ candidateCap / 2 never overflows); candidateCap 0 skips pass 1 for
  * the counting passes.
  */
-export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2, lumpUntrusted: false };
+export const SELECT_LIMITS = { candidateCap: 1 << 18, windowRoomCap: 1 << 21, windows: true, pass1Windows: true, spreadMisses: 2, lumpUntrusted: false, estimateWindows: true };
 
 /**
  * How often pass 0's windows resolved a cut, blocks lumped their histogram, cuts needed pass 1's
  * true histogram, and blocks of spread tensors counted theirs alone: tests check the paths ran.
  */
-export const SELECT_STATS = { resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0, spreadBlocks: 0 };
+export const SELECT_STATS = {
+  resolvedByWindows: 0, fusedWindowBlocks: 0, histogramPasses: 0, resolvedByPass1Windows: 0, spreadBlocks: 0,
+  /** spread blocks that collected windows around their thread's estimate of the tensor's cut */
+  estimateWindowBlocks: 0,
+  /** pass 2's blocks not read, their keys in T's bucket known from pass 0's windows */
+  candidateBlocksSkipped: 0,
+};
 
 // pass 0's speculative windows: ±WIN_HALF high buckets around each block's own cut bucket
 const WIN_HALF = 2;
 const WIN_WIDTH = 2 * WIN_HALF + 1;
 // pass 1's windows (after windows that missed): one for all blocks, around where pass 0 put the cut
 const WIN1_WIDTH = 16;
-const WIN_MAX = WIN1_WIDTH;
+// spread blocks' windows, around their thread's estimate of the cut (estimateWindows): on the
+// bench's rank-8 merge (one thread) 4, 8, 16 and 32 buckets left 33%, 21%, 14% and 11% of pass 2's
+// 2,154 blocks to read
+const EST_WIDTH = 16;
+const WIN_MAX = Math.max(WIN1_WIDTH, EST_WIDTH);
 
 /** Where pass 0's accumulator and partial put a tensor's windows (task arithmetic gives it; SCE does not). */
 export interface WindowLayout {
@@ -107,6 +120,14 @@ export interface SelectState {
   readonly tieRank: number[];
   /** after pass 0 ('rehist'): the first bucket of the window pass 1 collects in every block (−1: none) */
   readonly win: number[];
+  /**
+   * after pass 0 ('cand'), when pass 0's histogram was exact and some blocks' windows held T's
+   * bucket: the blocks pass 2 must read for the cut (the others are not read for it), and the
+   * bucket's keys of the blocks it need not read, from their window records; null: every block.
+   * Dropped after pass 2.
+   */
+  readonly readBlocks: (number[] | null)[];
+  readonly known: (BucketEntries | null)[];
 }
 
 /** Initial state: cuts of rank ≤ 0 keep nothing, cuts of rank ≥ n keep everything, without any pass. */
@@ -122,6 +143,8 @@ export function initSelect(cuts: readonly Cut[], n: number): SelectState {
     tieBlock: cuts.map(() => -1),
     tieRank: cuts.map(() => 0),
     win: cuts.map(() => -1),
+    readBlocks: cuts.map(() => null),
+    known: cuts.map(() => null),
   };
 }
 
@@ -227,6 +250,18 @@ export function selectSkip(pass: number, state: SelectState | undefined): boolea
   if (!state || pass === 0) return false;
   const want = pass === 1 ? 'rehist' : pass === 2 ? 'cand' : 'count';
   return !state.kind.some((k, c) => k === 'cut' && state.mode[c] === want);
+}
+
+/** Pass 2 need not read a block whose keys in T's bucket pass 0's windows gave for every cut it looks for (SelectState.readBlocks). */
+export function selectSkipBlock(pass: number, state: SelectState | undefined, blockIndex: number): boolean {
+  if (pass !== 2 || !state) return false;
+  for (let c = 0; c < state.kind.length; c++) {
+    if (state.kind[c] !== 'cut' || state.mode[c] !== 'cand') continue;
+    const read = state.readBlocks[c];
+    if (!read || read.includes(blockIndex)) return false;
+  }
+  SELECT_STATS.candidateBlocksSkipped++;
+  return true;
 }
 
 /** The fallback's low-bits histogram folds by sum (sparsely); the other passes have their own folds. */
@@ -356,6 +391,7 @@ export function selectReduce(
  */
 export function selectTake(pass: number): Float64Array | undefined {
   if (pass === 0 || pass === 1) {
+    addToRun();
     const out = new Float64Array(2 * nTouched + winLen);
     for (let k = 0; k < nTouched; k++) {
       const b = touched[k]!;
@@ -442,7 +478,16 @@ export function selectReduceDeltas(
           // middle three buckets) lets the next blocks lump; one whose windows moved is a miss
           if (before && nearWindows(before, los)) seen.trusted = true;
           else if (before && !fused) seen.misses++;
-        } else SELECT_STATS.spreadBlocks++;
+        } else {
+          SELECT_STATS.spreadBlocks++;
+          const los = SELECT_LIMITS.estimateWindows ? estimateWindows(cuts, state, seen, w!.numel) : undefined;
+          if (los) {
+            scanWindows(k, cuts, los, EST_WIDTH, raw ?? inputs, raw !== undefined, n, w!.numel);
+            SELECT_STATS.estimateWindowBlocks++;
+          }
+        }
+        // from the tensor's first miss on, the blocks counted in full feed its run (selectTake)
+        if (seen.misses > 0) pendingRun = { seen, sources, n };
       } else if (w) collectPass1Windows(k, cuts, state, inputs, n, w); // pass 1: decoded (readsRawBf16)
       nTouched = takeSimdCounts(k, 0, sources * HI_BUCKETS, 0, hist, touched, nTouched);
       return;
@@ -566,9 +611,11 @@ const recentWindows = new Map<string, Map<number, number>>();
  * whose rows differ in scale: a rank-8 fine-tune's block medians spread over some 60 buckets
  * where a dense one's share one) miss block after block, and each miss costs a histogram and new
  * windows. After `spreadMisses` misses the rest of the tensor's blocks on this thread count the
- * histogram alone: without their window records the windows cannot resolve the cut, and when no
- * block lumped its histogram, pass 2 finds it among the keys of its bucket (a cheap scan)
- * instead of pass 1 counting the whole histogram again.
+ * histogram in full, with windows around where the blocks counted since the first miss put the
+ * cut (their sum, `run`: estimateWindows) instead of around their own cut. No block lumped, so
+ * the histogram is exact: T's bucket is known after pass 0, and pass 2 finds T among the keys of
+ * that bucket in the blocks whose windows missed it (a few: the first ones, whose estimate came
+ * from few blocks), instead of pass 1 counting the whole histogram again.
  *
  * A new record (a new pass or job) also forgets the tensor's windows: a block 0 judged by another
  * job's windows would count a miss that is not its own.
@@ -578,6 +625,14 @@ interface TensorSeen {
   misses: number;
   /** the last block counted in full put its windows where the one before had its own: blocks may lump */
   trusted: boolean;
+  /**
+   * after a miss: the sum of the histograms of the tensor's blocks counted in full on this thread
+   * since (per source), the highest bucket it holds per source, and how many elements it counts:
+   * where spread blocks centre their windows (estimateWindows)
+   */
+  run?: Uint32Array;
+  runTop?: Int32Array;
+  runElements: number;
 }
 const seenTensors = new Map<string, TensorSeen>();
 
@@ -587,7 +642,7 @@ function tensorSeen(w: WindowBlock): TensorSeen {
   if (!t || w.index <= t.last) {
     if (seenTensors.size >= 64) seenTensors.clear();
     recentWindows.delete(w.tensor);
-    t = { last: -1, misses: 0, trusted: false };
+    t = { last: -1, misses: 0, trusted: false, runElements: 0 };
     seenTensors.set(w.tensor, t);
   }
   t.last = w.index;
@@ -645,6 +700,14 @@ function collectWindows(
   k: SimdKernels, cuts: readonly Cut[], state: SelectState, inputs: readonly ArrayBufferView[], bf16: boolean, n: number, w: WindowBlock,
 ): Map<number, number> {
   const los = rememberWindows(k, cuts, state, n, w);
+  scanWindows(k, cuts, los, WIN_WIDTH, inputs, bf16, n, w.numel);
+  return los;
+}
+
+/** Collects the windows `los` (start bucket per cut) of `width` buckets from the block and appends their records. */
+function scanWindows(
+  k: SimdKernels, cuts: readonly Cut[], los: ReadonlyMap<number, number>, width: number, inputs: readonly ArrayBufferView[], bf16: boolean, n: number, numel: number,
+): void {
   const live = [...los.keys()];
   const base = inputs[0]!.byteOffset;
   const x = (c: number): number => inputs[cuts[c]!.source + 1]!.byteOffset;
@@ -652,11 +715,70 @@ function collectWindows(
   if (live.length === 2) {
     const [c0, c1] = live as [number, number];
     (bf16 ? k.windowAbove2Bf16 : k.windowAbove2)(
-      base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, WIN_WIDTH, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
+      base, x(c0), x(c1), n, los.get(c0)!, los.get(c1)!, width, windowAt(c0), windowAt(c1), listAt(c0), listAt(c1), simdAbove.byteOffset,
     );
-  } else for (const c of live) (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(base, x(c), n, los.get(c)!, WIN_WIDTH, windowAt(c), listAt(c), simdAbove.byteOffset);
-  windowRecords(k, cuts, live, live.map((c) => los.get(c)!), inputs.length - 1, w.numel);
+  } else for (const c of live) (bf16 ? k.windowAbove1Bf16 : k.windowAbove1)(base, x(c), n, los.get(c)!, width, windowAt(c), listAt(c), simdAbove.byteOffset);
+  windowRecords(k, cuts, live, live.map((c) => los.get(c)!), width, inputs.length - 1, numel);
+}
+
+/**
+ * A spread block's windows (its own cut scatters too far from the tensor's for its own windows to
+ * hold it): per live cut, WIN1_WIDTH buckets centred where the blocks this thread counted since
+ * the tensor's first miss put the cut (TensorSeen.run); undefined before any such block. The
+ * blocks whose windows hold T's bucket need no pass 2 (SelectState.readBlocks).
+ */
+function estimateWindows(cuts: readonly Cut[], state: SelectState, seen: TensorSeen, numel: number): Map<number, number> | undefined {
+  const run = seen.run;
+  if (!run || seen.runElements === 0) return undefined;
+  const los = new Map<number, number>();
+  for (let c = 0; c < cuts.length; c++) {
+    if (state.kind[c] !== 'cut') continue;
+    const s = cuts[c]!.source;
+    const need = Math.max(1, Math.round((cuts[c]!.rank * seen.runElements) / numel));
+    const off = s * HI_BUCKETS;
+    let b = seen.runTop![s]!;
+    for (let cum = 0; b > 0; b--) {
+      cum += run[off + b]!;
+      if (cum >= need) break;
+    }
+    los.set(c, Math.max(0, b - (EST_WIDTH >> 1)));
+  }
   return los;
+}
+
+// the block whose full histogram selectTake adds to its tensor's run, and its elements; the
+// tensors that hold a run on this thread, oldest first (a few: each is 256 KiB a model)
+let pendingRun: { seen: TensorSeen; sources: number; n: number } | undefined;
+const RUN_KEEP = 4;
+const runHolders: TensorSeen[] = [];
+
+/** Adds the block's histogram (hist, at the touched buckets) to its tensor's run (pendingRun). */
+function addToRun(): void {
+  const p = pendingRun;
+  pendingRun = undefined;
+  if (!p) return;
+  const seen = p.seen;
+  if (!seen.run) {
+    seen.run = new Uint32Array(p.sources * HI_BUCKETS);
+    seen.runTop = new Int32Array(p.sources).fill(-1);
+    runHolders.push(seen);
+    if (runHolders.length > RUN_KEEP) {
+      const old = runHolders.shift()!;
+      old.run = undefined;
+      old.runTop = undefined;
+      old.runElements = 0;
+    }
+  }
+  const run = seen.run;
+  const top = seen.runTop!;
+  for (let i = 0; i < nTouched; i++) {
+    const b = touched[i]!;
+    if (b >= run.length) continue;
+    run[b] = run[b]! + hist[b]!;
+    const s = b >>> 16;
+    if ((b & 0xffff) > top[s]!) top[s] = b & 0xffff;
+  }
+  seen.runElements += p.n;
 }
 
 /** Pass 1's windows: the same for every block of the tensor (SelectState.win), for the cuts that pass 0's windows missed. */
@@ -674,9 +796,9 @@ function collectPass1Windows(k: SimdKernels, cuts: readonly Cut[], state: Select
 }
 
 /** Hands the live cuts' window counters over as records of the block's partial (selectTake appends them). */
-function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], sources: number, numel: number): void {
+function windowRecords(k: SimdKernels, cuts: readonly Cut[], live: readonly number[], los: readonly number[], width: number, sources: number, numel: number): void {
   const offs = windowOffsets(cuts, sources, numel);
-  live.forEach((c, i) => appendWindowRecord(offs[c]!, numel, los[i]!, WIN_WIDTH, takeWindow(k, c, WIN_WIDTH)));
+  live.forEach((c, i) => appendWindowRecord(offs[c]!, numel, los[i]!, width, takeWindow(k, c, width)));
 }
 
 /**
@@ -914,14 +1036,15 @@ export function selectFold(pass: number, acc: Float64Array, partial: Float64Arra
       acc[off]!++;
       const used = acc[off + 3]!;
       if (used >= 0) {
-        if (used + 3 + 2 * k > room) acc[off + 3] = -1;
+        if (used + 4 + 2 * k > room) acc[off + 3] = -1;
         else {
           const r = off + WIN_HEADER + used;
           acc[r] = blockIndex;
           acc[r + 1] = lo;
-          acc[r + 2] = k;
-          acc.set(partial.subarray(p + 5, p + 5 + 2 * k), r + 3);
-          acc[off + 3] = used + 3 + 2 * k;
+          acc[r + 2] = hi - lo + 1;
+          acc[r + 3] = k;
+          acc.set(partial.subarray(p + 5, p + 5 + 2 * k), r + 4);
+          acc[off + 3] = used + 4 + 2 * k;
         }
       }
       p += 5 + 2 * k;
@@ -988,19 +1111,41 @@ interface BucketEntries {
 function windowEntries(acc: Float64Array, off: number, d: number, layout: WindowLayout): BucketEntries | undefined {
   const used = acc[off + 3]!;
   if (acc[off] !== layout.blockCount || used < 0 || acc[off + 1]! > d || acc[off + 2]! < d) return undefined;
-  const e: BucketEntries = { blocks: [], lows: [], counts: [] };
-  for (let r = off + WIN_HEADER; r < off + WIN_HEADER + used; r += 3 + 2 * acc[r + 2]!) {
-    const rel = (d - acc[r + 1]!) << HI_SHIFT;
-    const k = acc[r + 2]!;
+  return knownEntries(acc, off, d, layout)?.known;
+}
+
+/**
+ * From pass 0's window records (none overflowed): the keys in T's bucket `d` of every block whose
+ * window held it, in block order, and the blocks whose did not (or that sent no window), which
+ * pass 2 must read; undefined when no block's window held it. A block sends at most one record a
+ * cut in pass 0, and its window's counters are exact: its keys in `d` are the record's pairs there.
+ */
+function knownEntries(acc: Float64Array, off: number, d: number, layout: WindowLayout): { known: BucketEntries; read: number[] } | undefined {
+  const used = acc[off + 3]!;
+  if (used < 0) return undefined;
+  const known: BucketEntries = { blocks: [], lows: [], counts: [] };
+  const held = new Uint8Array(layout.blockCount);
+  let blocksHeld = 0;
+  for (let r = off + WIN_HEADER; r < off + WIN_HEADER + used; r += 4 + 2 * acc[r + 3]!) {
+    const lo = acc[r + 1]!;
+    if (d < lo || d >= lo + acc[r + 2]!) continue;
+    const block = acc[r]!;
+    held[block] = 1;
+    blocksHeld++;
+    const rel = (d - lo) << HI_SHIFT;
+    const k = acc[r + 3]!;
     for (let i = 0; i < k; i++) {
-      const idx = acc[r + 3 + 2 * i]!;
+      const idx = acc[r + 4 + 2 * i]!;
       if (idx < rel || idx >= rel + LO_BUCKETS) continue;
-      e.blocks.push(acc[r]!);
-      e.lows.push(idx - rel);
-      e.counts.push(acc[r + 4 + 2 * i]!);
+      known.blocks.push(block);
+      known.lows.push(idx - rel);
+      known.counts.push(acc[r + 5 + 2 * i]!);
     }
   }
-  return e;
+  if (blocksHeld === 0) return undefined;
+  const read: number[] = [];
+  for (let b = 0; b < layout.blockCount; b++) if (!held[b]) read.push(b);
+  return { known, read };
 }
 
 let loScratch = new Float64Array(0);
@@ -1041,6 +1186,9 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
   const tieBlock = [...state.tieBlock];
   const tieRank = [...state.tieRank];
   const win = [...state.win];
+  // pass 0 may narrow pass 2 to some blocks; after pass 2 that is dropped (the map does not need it)
+  const readBlocks = pass === 2 ? state.readBlocks.map(() => null) : [...state.readBlocks];
+  const known = pass === 2 ? state.known.map(() => null) : [...state.known];
   const offs = pass === 2 ? candidateOffsets(state) : [];
   // pass 0's windows, and pass 1's (one for all blocks) where pass 0's missed
   const windowed = windowedPass(pass, state);
@@ -1081,6 +1229,15 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
         mode[c] = 'done';
         if (pass === 0) SELECT_STATS.resolvedByWindows++;
         else SELECT_STATS.resolvedByPass1Windows++;
+      } else if (pass === 0 && mode[c] === 'cand' && layout && windowed) {
+        // the histogram is exact (no block lumped): the blocks whose windows held T's bucket gave
+        // their keys there, and pass 2 reads only the others (low-rank deltas' spread blocks take
+        // windows around their thread's estimate of the cut, so most blocks are among the first)
+        const part = knownEntries(acc, woffs[c]!, d, layout);
+        if (part) {
+          readBlocks[c] = part.read;
+          known[c] = part.known;
+        }
       }
       continue;
     }
@@ -1096,15 +1253,30 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       }
       // T's low bits from the sum of the blocks' low-bit histograms, then, in block order, the
       // block where the m-th key equal to T lies
+      // (a block read for another cut's sake also sent its records for this one: those pass 0 gave are kept)
+      const read = state.readBlocks[c];
       const e: BucketEntries = { blocks: [], lows: [], counts: [] };
+      const prior = state.known[c];
+      let q = 0;
+      const takePrior = (before: number): void => {
+        for (; prior && q < prior.blocks.length && prior.blocks[q]! < before; q++) {
+          e.blocks.push(prior.blocks[q]!);
+          e.lows.push(prior.lows[q]!);
+          e.counts.push(prior.counts[q]!);
+        }
+      };
       for (let r = off + 1; r < off + 1 + used; r += 2 + 2 * acc[r + 1]!) {
+        const block = acc[r]!;
+        if (read && !read.includes(block)) continue;
+        takePrior(block);
         const k = acc[r + 1]!;
         for (let i = 0; i < k; i++) {
-          e.blocks.push(acc[r]!);
+          e.blocks.push(block);
           e.lows.push(acc[r + 2 + 2 * i]!);
           e.counts.push(acc[r + 3 + 2 * i]!);
         }
       }
+      takePrior(Infinity);
       const { d, m, block, rank } = resolveBucket(e, need[c]!, bucketCount[c]!);
       tieBlock[c] = block;
       tieRank[c] = rank;
@@ -1123,7 +1295,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
     need[c] = need[c]! - above;
     t[c] = (t[c]! << HI_SHIFT) | d;
   }
-  return { kind: state.kind, t, need, bucketCount, mode, room, tieBlock, tieRank, win };
+  return { kind: state.kind, t, need, bucketCount, mode, room, tieBlock, tieRank, win, readBlocks, known };
 }
 
 /** How many keys equal to T a block keeps: all, none, or (in the block holding the cut) a count. */

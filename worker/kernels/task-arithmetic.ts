@@ -7,7 +7,7 @@ import { dellaRowProbs } from './ta-della.js';
 import {
   SELECT_PASSES, aboveCut, initSelect, keepAboveCut, needsSelect, selectAccumulatorLength,
   selectClearAccumulator, selectFinish, selectFold,
-  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectTake, tieEnd, tiesKept, type Cut, type SelectState, type WindowLayout,
+  selectFoldsBySum, selectPartialLength, selectReduce, selectReduceDeltas, selectSkip, selectSkipBlock, selectTake, tieEnd, tiesKept, type Cut, type SelectState, type WindowLayout,
 } from './ta-select.js';
 
 export interface TaskArithmeticState {
@@ -297,6 +297,10 @@ export const taskArithmeticKernel: KernelDef<TaskArithmeticParams, TaskArithmeti
 
   skipPass(pass, params, state, info) {
     return pass < planOf(params, info.numel).selectPasses && selectSkip(pass, state?.select);
+  },
+
+  skipBlock(pass, params, state, blockIndex, info) {
+    return pass < planOf(params, info.numel).selectPasses && selectSkipBlock(pass, state?.select, blockIndex);
   },
 
   readsRawBf16(pass, params) {

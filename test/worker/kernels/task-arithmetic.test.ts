@@ -424,13 +424,17 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
       // as BF16 blocks: the histograms and pass 2 read them as they are, with the bytes of the
       // same values given as F32
       const bfIns = [b0, ...xs].map(bf16Values);
-      const beforeRaw = { hist: simdUse.rawHistogram, cand: simdUse.rawCandidates, spread: SELECT_STATS.spreadBlocks };
+      const beforeRaw = { hist: simdUse.rawHistogram, cand: simdUse.rawCandidates, spread: SELECT_STATS.spreadBlocks, skipped: SELECT_STATS.candidateBlocksSkipped };
       const rawOut = await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread', dtype: 'BF16' });
       const spreadBlocks = SELECT_STATS.spreadBlocks - beforeRaw.spread;
       expect(spreadBlocks).toBeGreaterThan(0);
-      // every block's histogram (with its windows or, spread, alone) and candidate scan (pass 2) read BF16 raw
+      // every block's histogram (with its windows or, spread, alone) and candidate scan (pass 2) read
+      // BF16 raw; pass 2 reads only the blocks whose windows missed T's bucket (here the spread
+      // block, with windows around the estimate of the blocks before, holds it)
       expect(simdUse.rawHistogram - beforeRaw.hist).toBe(blocksOf([...shapeS]).length);
-      expect(simdUse.rawCandidates - beforeRaw.cand).toBe(blocksOf([...shapeS]).length);
+      const skipped = SELECT_STATS.candidateBlocksSkipped - beforeRaw.skipped;
+      expect(skipped).toBeGreaterThan(0);
+      expect(simdUse.rawCandidates - beforeRaw.cand).toBe(blocksOf([...shapeS]).length - skipped);
       expect(same(rawOut, await runKernel('task-arithmetic', q, bfIns, [...shapeS], { name: 'spread' }))).toBe(true);
       // without spread mode every block keeps trying (a window read, then the histogram and new
       // windows): none lumps, the windows resolve nothing either, and the bytes are the same
@@ -441,6 +445,51 @@ describe('task-arithmetic kernel against the naive reference, on tensors spannin
         expect(SELECT_STATS.fusedWindowBlocks).toBe(mid.fusedWindowBlocks);
         expect(SELECT_STATS.resolvedByWindows).toBe(mid.resolvedByWindows);
       });
+    });
+
+    it("spread blocks' windows around their thread's estimate of the cut: pass 2 reads only the blocks whose windows missed it", async () => {
+      // a low-rank fine-tune: rank 4, rows of very different scales (the blocks' own cuts scatter)
+      const shapeL = [4096, 1024] as const;
+      const m = shapeL[0] * shapeL[1];
+      const b0 = gaussian(m, 31, 0.02);
+      const lowRank = (seed: number): Float32Array => {
+        const u = gaussian(shapeL[0] * 4, seed, 1);
+        const v = gaussian(shapeL[1] * 4, seed + 100, 0.002);
+        const x = new Float32Array(m);
+        for (let i = 0; i < shapeL[0]; i++) {
+          for (let j = 0; j < shapeL[1]; j++) {
+            let s = 0;
+            for (let r = 0; r < 4; r++) s += u[i * 4 + r]! * v[j * 4 + r]!;
+            x[i * shapeL[1] + j] = b0[i * shapeL[1] + j]! + s;
+          }
+        }
+        return x;
+      };
+      const xs = [lowRank(40), gaussian(m, 41, 0.01).map((d, j) => b0[j]! + d)];
+      const q: Ref = { ...TIES, weights: [0.5, 0.5], densities: [0.5, 0.5] };
+      const blocks = blocksOf([...shapeL]).length;
+      const go = async (shuffled = false): Promise<Float32Array> =>
+        runKernel('task-arithmetic', q, [b0, ...xs], [...shapeL], { name: 'low-rank', ...(shuffled ? { dispatcher: await shuffledDispatcher() } : {}) });
+      const before = { ...SELECT_STATS };
+      const out = await go();
+      const estimated = SELECT_STATS.estimateWindowBlocks - before.estimateWindowBlocks;
+      const skipped = SELECT_STATS.candidateBlocksSkipped - before.candidateBlocksSkipped;
+      expect(SELECT_STATS.spreadBlocks - before.spreadBlocks).toBeGreaterThan(blocks / 2);
+      expect(estimated).toBeGreaterThan(blocks / 2);
+      // most of pass 2's blocks are not read (their keys in T's bucket came with pass 0's windows)
+      expect(skipped).toBeGreaterThan(blocks / 2);
+      expect(SELECT_STATS.resolvedByWindows - before.resolvedByWindows).toBe(1); // the dense model's cut
+      expect(maxRelError(out, refGta('low-rank', [...shapeL], b0, xs, q))).toBeLessThan(1e-6);
+      // the same bytes without the estimate's windows (pass 2 reads every block), without windows,
+      // and with the blocks run out of order
+      await underLimits({ estimateWindows: false }, async () => {
+        const mid = { ...SELECT_STATS };
+        expect(same(out, await go())).toBe(true);
+        expect(SELECT_STATS.estimateWindowBlocks).toBe(mid.estimateWindowBlocks);
+        expect(SELECT_STATS.candidateBlocksSkipped - mid.candidateBlocksSkipped).toBeLessThan(skipped);
+      });
+      await underLimits({ windows: false }, async () => expect(same(out, await go())).toBe(true));
+      expect(same(out, await go(true))).toBe(true);
     });
 
     it('resolve a cut among keys of 0 (a tiny fine-tune: most deltas exactly 0), windows starting at bucket 0', async () => {
