@@ -123,11 +123,12 @@ export interface SelectState {
   /**
    * after pass 0 ('cand'), when pass 0's histogram was exact and some blocks' windows held T's
    * bucket: the blocks pass 2 must read for the cut (the others are not read for it), and the
-   * bucket's keys of the blocks it need not read, from their window records; null: every block.
-   * Dropped after pass 2.
+   * bucket's keys of the blocks it need not read, from their window records, as (block, low
+   * bits, count) triples in block order (a typed array: the state goes with every block's
+   * request); null: every block. Dropped after pass 2.
    */
   readonly readBlocks: (number[] | null)[];
-  readonly known: (BucketEntries | null)[];
+  readonly known: (Float64Array | null)[];
 }
 
 /** Initial state: cuts of rank ≤ 0 keep nothing, cuts of rank ≥ n keep everything, without any pass. */
@@ -723,7 +724,7 @@ function scanWindows(
 
 /**
  * A spread block's windows (its own cut scatters too far from the tensor's for its own windows to
- * hold it): per live cut, WIN1_WIDTH buckets centred where the blocks this thread counted since
+ * hold it): per live cut, EST_WIDTH buckets centred where the blocks this thread counted since
  * the tensor's first miss put the cut (TensorSeen.run); undefined before any such block. The
  * blocks whose windows hold T's bucket need no pass 2 (SelectState.readBlocks).
  */
@@ -1236,7 +1237,10 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
         const part = knownEntries(acc, woffs[c]!, d, layout);
         if (part) {
           readBlocks[c] = part.read;
-          known[c] = part.known;
+          const e = part.known;
+          const packed = new Float64Array(3 * e.blocks.length);
+          for (let i = 0; i < e.blocks.length; i++) packed.set([e.blocks[i]!, e.lows[i]!, e.counts[i]!], 3 * i);
+          known[c] = packed;
         }
       }
       continue;
@@ -1259,10 +1263,10 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       const prior = state.known[c];
       let q = 0;
       const takePrior = (before: number): void => {
-        for (; prior && q < prior.blocks.length && prior.blocks[q]! < before; q++) {
-          e.blocks.push(prior.blocks[q]!);
-          e.lows.push(prior.lows[q]!);
-          e.counts.push(prior.counts[q]!);
+        for (; prior && q < prior.length && prior[q]! < before; q += 3) {
+          e.blocks.push(prior[q]!);
+          e.lows.push(prior[q + 1]!);
+          e.counts.push(prior[q + 2]!);
         }
       };
       for (let r = off + 1; r < off + 1 + used; r += 2 + 2 * acc[r + 1]!) {
