@@ -136,7 +136,7 @@ export async function executeJobs(
       const block = a.blocks[a.nextBlock++]!;
       if (a.pass < a.passes && a.kernel.skipBlock?.(a.pass, a.job.params, a.state, block.index, a.info)) {
         // not read: an empty partial in its place (this may finish the pass, or the job): look again
-        blockDone(a, a.pass, block, new Float64Array(0));
+        blockDone(a, a.pass, block, undefined);
         i = -1;
         continue;
       }

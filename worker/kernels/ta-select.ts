@@ -1101,12 +1101,8 @@ function bucketOf(acc: Float64Array, off: number, buckets: number, need: number)
   return { d, above: cum };
 }
 
-/** Turns a select pass's folded accumulator into the next state. */
-interface BucketEntries {
-  readonly blocks: number[];
-  readonly lows: number[];
-  readonly counts: number[];
-}
+/** The keys of T's bucket as (block, low bits, count) triples, in block order, one per block and low bits. */
+type BucketEntries = number[];
 
 /** Pass 0's window records for T's bucket `d`, in block order, when every block's window holds `d` and none overflowed. */
 function windowEntries(acc: Float64Array, off: number, d: number, layout: WindowLayout): BucketEntries | undefined {
@@ -1124,7 +1120,7 @@ function windowEntries(acc: Float64Array, off: number, d: number, layout: Window
 function knownEntries(acc: Float64Array, off: number, d: number, layout: WindowLayout): { known: BucketEntries; read: number[] } | undefined {
   const used = acc[off + 3]!;
   if (used < 0) return undefined;
-  const known: BucketEntries = { blocks: [], lows: [], counts: [] };
+  const known: BucketEntries = [];
   const held = new Uint8Array(layout.blockCount);
   let blocksHeld = 0;
   for (let r = off + WIN_HEADER; r < off + WIN_HEADER + used; r += 4 + 2 * acc[r + 3]!) {
@@ -1138,9 +1134,7 @@ function knownEntries(acc: Float64Array, off: number, d: number, layout: WindowL
     for (let i = 0; i < k; i++) {
       const idx = acc[r + 4 + 2 * i]!;
       if (idx < rel || idx >= rel + LO_BUCKETS) continue;
-      known.blocks.push(block);
-      known.lows.push(idx - rel);
-      known.counts.push(acc[r + 5 + 2 * i]!);
+      known.push(block, idx - rel, acc[r + 5 + 2 * i]!);
     }
   }
   if (blocksHeld === 0) return undefined;
@@ -1152,32 +1146,32 @@ function knownEntries(acc: Float64Array, off: number, d: number, layout: WindowL
 let loScratch = new Float64Array(0);
 
 /**
- * T's low bits d from the bucket's keys (entries (block, low bits, count) in block order, one per
- * block and low bits), m = how many keys equal to T are above the cut, and the block holding the
- * m-th of them with how many of them it keeps.
+ * T's low bits d from the bucket's keys (BucketEntries), m = how many keys equal to T are above the
+ * cut, and the block holding the m-th of them with how many of them it keeps.
  */
-function resolveBucket(e: BucketEntries, need: number, bucketCount: number): { d: number; m: number; block: number; rank: number } {
+function resolveBucket(e: ArrayLike<number>, need: number, bucketCount: number): { d: number; m: number; block: number; rank: number } {
   if (loScratch.length < LO_BUCKETS) loScratch = new Float64Array(LO_BUCKETS);
   const lo = loScratch;
   lo.fill(0);
   let total = 0;
-  for (let i = 0; i < e.lows.length; i++) {
-    lo[e.lows[i]!]! += e.counts[i]!;
-    total += e.counts[i]!;
+  for (let i = 0; i < e.length; i += 3) {
+    lo[e[i + 1]!]! += e[i + 2]!;
+    total += e[i + 2]!;
   }
   if (total !== bucketCount) throw new WeightspaceError('internal', `select: ${total} keys in the records, the histogram said ${bucketCount}`);
   const { d, above } = bucketOf(lo, 0, LO_BUCKETS, need);
   const m = need - above;
   let seen = 0;
-  for (let i = 0; i < e.lows.length; i++) {
-    if (e.lows[i] !== d) continue;
-    const here = e.counts[i]!;
-    if (seen + here >= m) return { d, m, block: e.blocks[i]!, rank: m - seen };
+  for (let i = 0; i < e.length; i += 3) {
+    if (e[i + 1] !== d) continue;
+    const here = e[i + 2]!;
+    if (seen + here >= m) return { d, m, block: e[i]!, rank: m - seen };
     seen += here;
   }
   throw new WeightspaceError('internal', `select: tie ${m} of bucket ${d} not found`);
 }
 
+/** Turns a select pass's folded accumulator into the next state. */
 export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectState, acc: Float64Array, layout?: WindowLayout): SelectState {
   const t = [...state.t];
   const need = [...state.need];
@@ -1237,10 +1231,7 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
         const part = knownEntries(acc, woffs[c]!, d, layout);
         if (part) {
           readBlocks[c] = part.read;
-          const e = part.known;
-          const packed = new Float64Array(3 * e.blocks.length);
-          for (let i = 0; i < e.blocks.length; i++) packed.set([e.blocks[i]!, e.lows[i]!, e.counts[i]!], 3 * i);
-          known[c] = packed;
+          known[c] = Float64Array.from(part.known);
         }
       }
       continue;
@@ -1259,26 +1250,18 @@ export function selectFinish(pass: number, cuts: readonly Cut[], state: SelectSt
       // block where the m-th key equal to T lies
       // (a block read for another cut's sake also sent its records for this one: those pass 0 gave are kept)
       const read = state.readBlocks[c];
-      const e: BucketEntries = { blocks: [], lows: [], counts: [] };
+      const e: BucketEntries = [];
       const prior = state.known[c];
       let q = 0;
       const takePrior = (before: number): void => {
-        for (; prior && q < prior.length && prior[q]! < before; q += 3) {
-          e.blocks.push(prior[q]!);
-          e.lows.push(prior[q + 1]!);
-          e.counts.push(prior[q + 2]!);
-        }
+        for (; prior && q < prior.length && prior[q]! < before; q += 3) e.push(prior[q]!, prior[q + 1]!, prior[q + 2]!);
       };
       for (let r = off + 1; r < off + 1 + used; r += 2 + 2 * acc[r + 1]!) {
         const block = acc[r]!;
         if (read && !read.includes(block)) continue;
         takePrior(block);
         const k = acc[r + 1]!;
-        for (let i = 0; i < k; i++) {
-          e.blocks.push(block);
-          e.lows.push(acc[r + 2 + 2 * i]!);
-          e.counts.push(acc[r + 3 + 2 * i]!);
-        }
+        for (let i = 0; i < k; i++) e.push(block, acc[r + 2 + 2 * i]!, acc[r + 3 + 2 * i]!);
       }
       takePrior(Infinity);
       const { d, m, block, rank } = resolveBucket(e, need[c]!, bucketCount[c]!);
